@@ -1,0 +1,207 @@
+"""Unit tests of the curriculum math (SEC.md §1)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sec.curriculum import (
+    OrderedCurriculum,
+    RandomCurriculum,
+    SECBandit,
+    arms_of_records,
+    boltzmann,
+    build_curriculum,
+)
+
+# 3 levels of sizes 2 / 3 / 5 -> problem indices 0-1 level 1, 2-4 level 2, 5-9 level 3
+ARMS = [(1,)] * 2 + [(2,)] * 3 + [(3,)] * 5
+
+
+def sec(**kw):
+    base = {"alpha": 0.5, "tau": 1.0, "seed": 0}
+    base.update(kw)
+    return SECBandit(ARMS, ["level"], **base)
+
+
+def test_boltzmann_matches_formula():
+    q = np.array([0.1, 0.5, -0.2])
+    for tau in (0.2, 1.0, 4.0):
+        expected = np.exp(q / tau) / np.exp(q / tau).sum()
+        np.testing.assert_allclose(boltzmann(q, tau), expected, rtol=1e-12)
+    # no overflow for large values; a lower temperature is greedier
+    p = boltzmann(np.array([1000.0, 999.0]), 1.0)
+    np.testing.assert_allclose(p, [1 / (1 + np.exp(-1)), np.exp(-1) / (1 + np.exp(-1))])
+    assert boltzmann(q, 0.1).max() > boltzmann(q, 1.0).max()
+    with pytest.raises(ValueError):
+        boltzmann(q, 0.0)
+
+
+def test_initial_policy_is_uniform_over_arms():
+    np.testing.assert_allclose(sec().probs(), [1 / 3] * 3)
+
+
+def test_reward_aggregation_over_hand_made_batch():
+    b = sec()
+    # rows: two rollouts of problem 0 (level 1), two of problem 3 (level 2), two of problem 4 (level 2)
+    rows = [0, 0, 3, 3, 4, 4]
+    abs_adv = [1.0, 0.0, 0.5, 0.5, 2.0, 0.0]
+    r = b.arm_rewards(rows, abs_adv)
+    assert r == {(1,): 0.5, (2,): 0.75}  # level 3 absent
+    with pytest.raises(ValueError):
+        b.arm_rewards([0, 1], [1.0])
+    with pytest.raises(ValueError):
+        b.arm_rewards([10], [1.0])
+    with pytest.raises(ValueError):
+        b.arm_rewards([0], [float("nan")])
+
+
+def test_td0_update_sampled_arms_only():
+    b = sec(alpha=0.5, update="sampled")
+    b.q[:] = [0.2, 0.4, 0.6]
+    b.update([0, 0, 3, 3, 4, 4], [1.0, 0.0, 0.5, 0.5, 2.0, 0.0])
+    # Q <- alpha r + (1 - alpha) Q for sampled arms; level 3 untouched
+    np.testing.assert_allclose(b.q, [0.5 * 0.5 + 0.5 * 0.2, 0.5 * 0.75 + 0.5 * 0.4, 0.6])
+
+
+def test_td0_update_all_arms_decays_absent_arms():
+    b = sec(alpha=0.25, update="all")
+    b.q[:] = [0.2, 0.4, 0.6]
+    b.update([0, 0, 3, 3, 4, 4], [1.0, 0.0, 0.5, 0.5, 2.0, 0.0])
+    np.testing.assert_allclose(b.q, [0.25 * 0.5 + 0.75 * 0.2, 0.25 * 0.75 + 0.75 * 0.4, 0.75 * 0.6])
+
+
+def test_bad_parameters_raise():
+    with pytest.raises(ValueError, match="alpha"):
+        sec(alpha=0.0)
+    with pytest.raises(ValueError, match="tau"):
+        sec(tau=-1.0)
+    with pytest.raises(ValueError, match="update"):
+        sec(update="everything")
+    with pytest.raises(ValueError, match="unknown curriculum"):
+        build_curriculum({"name": "sec3d", "arm_fields": ["level"]}, ARMS, total_steps=1, seed=0)
+    with pytest.raises(ValueError, match="empty"):
+        SECBandit([], ["level"], alpha=0.5, tau=1.0)
+
+
+def grpo_advantages(rewards: np.ndarray) -> np.ndarray:
+    """GRPO advantage A = (r - mean) / std over the group (population std), SEC.md §1."""
+    std = rewards.std(axis=-1, keepdims=True)
+    return np.where(std > 0, (rewards - rewards.mean(axis=-1, keepdims=True)) / np.where(std > 0, std, 1), 0.0)
+
+
+@pytest.mark.parametrize("n", [2, 4, 8, 16])
+def test_mean_abs_grpo_advantage_is_2_sqrt_p_1_minus_p(n):
+    # exact for every group: mean |A| = 2 sqrt(p(1-p)) with p the group's success rate
+    for k in range(n + 1):
+        r = np.array([1.0] * k + [0.0] * (n - k))
+        p = k / n
+        assert np.mean(np.abs(grpo_advantages(r))) == pytest.approx(2 * np.sqrt(p * (1 - p)), abs=1e-12)
+
+
+def test_expected_abs_advantage_peaks_at_half():
+    # over large groups drawn with success rate p, E|A| -> 2 sqrt(p(1-p)), max at p=0.5
+    rng = np.random.default_rng(0)
+    ps = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
+    est = [np.abs(grpo_advantages((rng.random((100, 4096)) < p).astype(float))).mean() for p in ps]
+    np.testing.assert_allclose(est, 2 * np.sqrt(ps * (1 - ps)), atol=0.01)
+    assert int(np.argmax(est)) == 2
+
+
+def test_bandit_moves_toward_the_informative_arm():
+    # arm 2 yields |A| 1, the others 0: its probability must grow above uniform
+    b = sec(alpha=0.5, tau=0.5)
+    for _ in range(20):
+        idx = b.sample(8)
+        b.update(idx, [1.0 if ARMS[i] == (2,) else 0.0 for i in idx])
+    # Q -> (0, 1, 0), so p(level 2) -> e^(1/tau) / (e^(1/tau) + 2)
+    assert b.q[1] > 0.99 and b.q[0] < 0.01 and b.q[2] < 0.01
+    assert b.probs()[1] == pytest.approx(np.exp(2) / (np.exp(2) + 2), abs=0.01)
+
+
+def test_sampling_is_per_slot_then_uniform_within_arm():
+    b = sec(tau=1.0)
+    b.q[:] = [0.0, 0.0, np.log(2.0)]  # p = 1/4, 1/4, 1/2
+    idx = np.concatenate([b.sample(256) for _ in range(40)])
+    levels = np.array([ARMS[i][0] for i in idx])
+    np.testing.assert_allclose([np.mean(levels == k) for k in (1, 2, 3)], [0.25, 0.25, 0.5], atol=0.02)
+    within = idx[levels == 3]
+    np.testing.assert_allclose(np.bincount(within - 5, minlength=5) / within.size, [0.2] * 5, atol=0.02)
+    assert b.counts.sum() == idx.size
+
+
+@pytest.mark.parametrize("name", ["sec", "random", "ordered", "reverse"])
+def test_seeded_reproducibility_and_state_round_trip(name):
+    cfg = {"name": name, "arm_fields": ["level"], "alpha": 0.5, "tau": 0.7, "update": "sampled"}
+
+    def run(policy, steps, start=0):
+        trace = []
+        for s in range(start, start + steps):
+            idx = policy.sample(7)
+            trace.append(idx.tolist())
+            policy.update(idx, [(i * 0.37 + s) % 1.0 for i in idx])
+        return trace
+
+    a = build_curriculum(cfg, ARMS, total_steps=10, seed=123)
+    b = build_curriculum(cfg, ARMS, total_steps=10, seed=123)
+    assert run(a, 4) == run(b, 4)
+
+    # save after 4 steps, go on 6 more; a fresh policy restored from the JSON state must match
+    state = json.loads(json.dumps(a.state_dict()))
+    tail_a = run(a, 6, start=4)
+    c = build_curriculum(cfg, ARMS, total_steps=10, seed=999)  # seed irrelevant once restored
+    c.load_state_dict(state)
+    assert run(c, 6, start=4) == tail_a
+    assert c.stats() == a.stats()
+
+    other = build_curriculum(cfg, ARMS, total_steps=10, seed=124)
+    assert run(other, 4) != run(build_curriculum(cfg, ARMS, total_steps=10, seed=123), 4)
+
+
+def test_state_of_another_policy_or_arm_set_is_rejected():
+    with pytest.raises(ValueError, match="state is for"):
+        sec().load_state_dict(RandomCurriculum(ARMS, ["level"]).state_dict())
+    with pytest.raises(ValueError, match="arms"):
+        sec().load_state_dict(SECBandit(ARMS[:5], ["level"], alpha=0.5, tau=1.0).state_dict())
+
+
+def test_random_is_uniform_over_problems_without_replacement_per_epoch():
+    r = RandomCurriculum(ARMS, ["level"], seed=1)
+    first_epoch = np.concatenate([r.sample(5), r.sample(5)])
+    assert sorted(first_epoch.tolist()) == list(range(10))
+    np.testing.assert_allclose(r.probs(), [0.2, 0.3, 0.5])
+
+
+def test_ordered_spends_steps_in_proportion_to_level_size():
+    o = OrderedCurriculum(ARMS, ["level"], total_steps=20, seed=0)
+    levels = [[ARMS[i][0] for i in o.sample(10)] for _ in range(20)]
+    flat = np.array(levels).ravel()
+    # shares 0.2 / 0.3 / 0.5 of the 200 slots, non-decreasing, ending on the hardest level
+    np.testing.assert_allclose([np.mean(flat == k) for k in (1, 2, 3)], [0.2, 0.3, 0.5])
+    assert np.all(np.diff(flat) >= 0)
+    assert levels[0] == [1] * 10 and levels[-1] == [3] * 10
+    # past the scheduled steps it stays on the last level
+    assert {ARMS[i][0] for i in o.sample(10)} == {3}
+
+
+def test_reverse_goes_hard_to_easy():
+    o = build_curriculum({"name": "reverse", "arm_fields": ["level"]}, ARMS, total_steps=10, seed=0)
+    flat = np.array([ARMS[i][0] for _ in range(10) for i in o.sample(10)])
+    assert np.all(np.diff(flat) <= 0) and flat[0] == 3 and flat[-1] == 1
+    np.testing.assert_allclose([np.mean(flat == k) for k in (1, 2, 3)], [0.2, 0.3, 0.5])
+
+
+def test_two_field_arms_and_difficulty():
+    records = [{"task": t, "level": lv} for t in ("countdown", "zebra") for lv in (1, 2, 3) for _ in range(2)]
+    arms = arms_of_records(records, ["task", "level"])
+    b = SECBandit(arms, ["task", "level"], alpha=0.5, tau=1.0)
+    assert b.num_arms == 6 and b.arms[0] == ("countdown", 1)
+    assert b.difficulty([0, 1, 10, 11]) == pytest.approx(2.0)
+    assert "curriculum/zebra-3/q" in b.stats()
+    # ordered over (task, level) arms groups by level: both tasks' level 1 first
+    o = OrderedCurriculum(arms, ["task", "level"], total_steps=3, seed=0)
+    assert {records[i]["level"] for i in o.sample(6)} == {1}
+    with pytest.raises(KeyError, match="lack"):
+        arms_of_records([{"level": 1}], ["task", "level"])
