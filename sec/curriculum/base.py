@@ -56,6 +56,11 @@ class CurriculumPolicy(ABC):
         self.arm_index = np.fromiter((index[a] for a in keys), dtype=np.int64, count=len(keys))
         #: problem indices of every arm (ascending), list of int64 arrays
         self.members: list[np.ndarray] = [np.flatnonzero(self.arm_index == k) for k in range(len(self.arms))]
+        # the same, flattened, for vectorised draws: arm k's problems are
+        # _flat[_start[k] : _start[k] + _size[k]]
+        self._flat = np.concatenate(self.members)
+        self._size = np.array([m.size for m in self.members], dtype=np.int64)
+        self._start = np.concatenate([[0], np.cumsum(self._size)[:-1]]).astype(np.int64)
         self.rng = np.random.Generator(np.random.PCG64(seed))
         #: times each arm was drawn (one per batch slot), shape (K,)
         self.counts = np.zeros(len(self.arms), dtype=np.int64)
@@ -82,7 +87,9 @@ class CurriculumPolicy(ABC):
         self.steps += 1
         return idx
 
-    def update(self, problem_of_rows: Sequence[int] | np.ndarray, abs_adv_of_rows: Sequence[float] | np.ndarray) -> dict[Arm, float]:
+    def update(
+        self, problem_of_rows: Sequence[int] | np.ndarray, abs_adv_of_rows: Sequence[float] | np.ndarray
+    ) -> dict[Arm, float]:
         """Feed back one step's learning signal.
 
         Args:
@@ -103,7 +110,9 @@ class CurriculumPolicy(ABC):
         self._update(rewards)
         return rewards
 
-    def arm_rewards(self, problem_of_rows: Sequence[int] | np.ndarray, abs_adv_of_rows: Sequence[float] | np.ndarray) -> dict[Arm, float]:
+    def arm_rewards(
+        self, problem_of_rows: Sequence[int] | np.ndarray, abs_adv_of_rows: Sequence[float] | np.ndarray
+    ) -> dict[Arm, float]:
         """Per-arm curriculum reward ``r_t(c)`` (see :meth:`update`) without changing state."""
         rows = np.asarray(problem_of_rows, dtype=np.int64).reshape(-1)
         vals = np.asarray(abs_adv_of_rows, dtype=np.float64).reshape(-1)
@@ -140,10 +149,11 @@ class CurriculumPolicy(ABC):
             return None
         pos = self.arm_fields.index(field)
         try:
-            values = [float(self.arms[a][pos]) for a in self.arm_index[np.asarray(problems, dtype=np.int64)]]
+            value_of_arm = np.array([float(a[pos]) for a in self.arms])
         except (TypeError, ValueError):
             return None
-        return float(np.mean(values)) if values else None
+        idx = np.asarray(problems, dtype=np.int64)
+        return float(value_of_arm[self.arm_index[idx]].mean()) if idx.size else None
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state: RNG, counts, step and the policy's own values."""
@@ -190,9 +200,8 @@ class CurriculumPolicy(ABC):
 
     def _uniform_within(self, arms: np.ndarray) -> np.ndarray:
         """One problem drawn uniformly from each given arm (Algorithm 1, second draw)."""
-        sizes = np.array([self.members[a].size for a in arms], dtype=np.int64)
-        offsets = self.rng.integers(0, sizes)
-        return np.array([self.members[a][o] for a, o in zip(arms, offsets, strict=True)], dtype=np.int64)
+        arms = np.asarray(arms, dtype=np.int64)
+        return self._flat[self._start[arms] + self.rng.integers(0, self._size[arms])]
 
 
 def _py(x: Any) -> Hashable:
@@ -202,4 +211,6 @@ def _py(x: Any) -> Hashable:
 
 def _sort_key(arm: Arm) -> tuple:
     # numbers sort numerically, everything else as text; mixed types never compare directly
-    return tuple((0, float(x), "") if isinstance(x, (int, float, np.integer, np.floating)) else (1, 0.0, str(x)) for x in arm)
+    return tuple(
+        (0, float(x), "") if isinstance(x, (int, float, np.integer, np.floating)) else (1, 0.0, str(x)) for x in arm
+    )

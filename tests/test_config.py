@@ -1,0 +1,89 @@
+"""Every config composes and resolves; cross-group checks reject what cannot work."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+
+from conftest import CONF
+from sec.workspace import ConfigError, check_config
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def test_groups_offer_what_the_readme_says():
+    assert options("task") == ["arc", "countdown", "zebra"]
+    assert {"smollm2_135m", "qwen2.5_3b", "qwen2.5_7b", "tiny"} <= set(options("model"))
+    assert options("algorithm") == ["grpo", "rloo"]
+    assert options("curriculum") == ["ordered", "random", "reverse", "sec"]
+    assert options("backend") == ["trl"]
+    assert options("logger") == ["none", "wandb"]
+    assert {"cpu", "tiny", "paper"} <= set(options("profile"))
+
+
+@pytest.mark.parametrize(
+    "task,curriculum,algorithm",
+    list(itertools.product(options("task"), options("curriculum"), options("algorithm"))),
+)
+def test_every_task_curriculum_algorithm_composes(task, curriculum, algorithm):
+    cfg = compose_cfg(f"task={task}", f"curriculum={curriculum}", f"algorithm={algorithm}")
+    OmegaConf.to_container(cfg, resolve=True)
+    check_config(cfg)
+    assert cfg.task.name == task and cfg.curriculum.name == curriculum and cfg.algorithm.name == algorithm
+
+
+@pytest.mark.parametrize(
+    "group,option",
+    [(g, o) for g in ("model", "backend", "logger", "profile") for o in options(g)],
+)
+def test_every_option_of_the_other_groups_composes(group, option):
+    cfg = compose_cfg(f"{group}={option}")
+    OmegaConf.to_container(cfg, resolve=True)
+    check_config(cfg)
+
+
+def test_defaults_are_the_paper_values_under_the_paper_profile():
+    cfg = compose_cfg("profile=paper", "model=qwen2.5_3b")
+    assert cfg.train.prompts_per_step == 256 and cfg.algorithm.num_generations == 8
+    assert cfg.train.learning_rate == 1e-6 and list(cfg.train.adam_betas) == [0.9, 0.99]
+    assert cfg.train.max_prompt_length == 1024 and cfg.train.max_completion_length == 4096
+    assert cfg.algorithm.beta == 0.0 and cfg.train.temperature == 1.0
+    assert cfg.eval.k == 8 and cfg.eval.every == 10 and cfg.eval.temperature == 1.0
+    assert cfg.task.train_per_level == 10000 and cfg.task.test_per_level == 200
+    assert cfg.curriculum.alpha == 0.5 and cfg.curriculum.tau == 1.0
+    assert cfg.model.hub_id == "Qwen/Qwen2.5-3B"
+
+
+def test_paper_levels_are_config():
+    cfg = compose_cfg("task=countdown")
+    assert [cfg.task.levels[k].min_numbers for k in (1, 2, 3, 4)] == [3, 4, 5, 6]
+    assert list(cfg.task.train_levels) == [1, 2, 3] and list(cfg.task.ood_levels) == [4]
+    cfg = compose_cfg("task=zebra")
+    assert [cfg.task.levels[k].num_people for k in (1, 2, 3, 4)] == [3, 4, 5, 6]
+    cfg = compose_cfg("task=arc")
+    assert [cfg.task.levels[k].min_size for k in (1, 2, 3, 4)] == [10, 20, 30, 40]
+
+
+def test_unknown_option_is_one_clear_error():
+    with pytest.raises(HydraException, match="curriculum"):
+        compose_cfg("curriculum=sec3d")
+
+
+def test_cross_group_checks():
+    cfg = compose_cfg("task.ood_levels=[5]")
+    with pytest.raises(ConfigError, match="ood_levels"):
+        check_config(cfg)
+    cfg = compose_cfg("algorithm.num_generations=1")
+    with pytest.raises(ConfigError, match="num_generations"):
+        check_config(cfg)
