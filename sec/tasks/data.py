@@ -1,0 +1,323 @@
+"""Build, cache and load a puzzle task's train/test problems (SEC.md §2).
+
+A task config (``conf/task/*.yaml``) names a reasoning-gym generator and maps each difficulty level
+to that generator's dataset-config kwargs. :func:`load_task_data` generates ``train_per_level``
+items for each train level and ``test_per_level`` items for each test level, and caches them as one
+parquet file ``<cache_dir>/<name>/<key>.parquet`` whose ``key`` hashes everything that determines the
+content (see :func:`cache_key`), so a changed config never reuses a stale file.
+
+Record schema (one parquet row, :data:`RECORD_COLUMNS`):
+
+=========== ====== ==================================================================================
+``id``      str    unique, ``"{task}/{split}/L{level}/{k:05d}"``
+``task``    str    task name (``cfg.name``)
+``level``   int    difficulty level, 1 = easiest
+``split``   str    ``"train"`` or ``"test"``
+``question`` str   the paper's question text (:func:`sec.tasks.puzzles.build_question`)
+``prompt``  str    ``question`` rendered in the TinyZero template (the model input)
+``answer``  str    JSON object for :func:`sec.tasks.rewards.is_correct`
+``metadata`` str   JSON of reasoning-gym's item metadata (may be ``"{}"``)
+=========== ====== ==================================================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sec.tasks import puzzles
+from sec.tasks.rewards import SUPPORTED_GENERATORS
+
+__all__ = ["DATA_FORMAT_VERSION", "RECORD_COLUMNS", "cache_key", "load_task_data", "normalize_task_config"]
+
+log = logging.getLogger("sec.tasks")
+
+#: Bump when the record layout or generation logic changes (invalidates every cache).
+DATA_FORMAT_VERSION = 1
+RECORD_COLUMNS: tuple[str, ...] = ("id", "task", "level", "split", "question", "prompt", "answer", "metadata")
+_REQUIRED = (
+    "name",
+    "generator",
+    "levels",
+    "train_levels",
+    "test_levels",
+    "train_per_level",
+    "test_per_level",
+    "seed",
+)
+
+
+def _plain(obj: Any) -> Any:
+    """Mappings/sequences (OmegaConf containers included) -> dicts/lists of plain values."""
+    if isinstance(obj, Mapping):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _as_level(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: level {value!r} is not an int")
+    try:
+        level = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: level {value!r} is not an int") from None
+    if str(level) != str(value).strip():
+        raise ValueError(f"{what}: level {value!r} is not an int")
+    return level
+
+
+def _positive_int(cfg: Mapping[str, Any], key: str, name: str) -> int:
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"task {name!r}: {key} must be a positive int, got {value!r}")
+    return value
+
+
+def normalize_task_config(task_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated plain copy of the content-determining task config fields (levels keyed by int).
+
+    Raises:
+        ValueError: missing field, unknown generator, bad/missing level, non-positive size, or level
+            kwargs that reasoning-gym's dataset config rejects.
+    """
+    if not isinstance(task_cfg, Mapping):
+        raise ValueError(f"task config must be a mapping, got {type(task_cfg).__name__}")
+    missing = [k for k in _REQUIRED if k not in task_cfg]
+    if missing:
+        raise ValueError(f"task config is missing field(s) {missing}")
+    name = task_cfg["name"]
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"task name must be a non-empty str without '/', got {name!r}")
+    generator = task_cfg["generator"]
+    if generator not in SUPPORTED_GENERATORS:
+        raise ValueError(f"task {name!r}: unknown generator {generator!r}; supported: {list(SUPPORTED_GENERATORS)}")
+    raw_levels = task_cfg["levels"]
+    if not isinstance(raw_levels, Mapping) or not raw_levels:
+        raise ValueError(f"task {name!r}: levels must be a non-empty mapping level -> kwargs")
+    levels: dict[int, dict[str, Any]] = {}
+    for key, kwargs in raw_levels.items():
+        level = _as_level(key, f"task {name!r} levels")
+        if not isinstance(kwargs, Mapping):
+            raise ValueError(f"task {name!r}: level {level} kwargs must be a mapping, got {kwargs!r}")
+        if level in levels:
+            raise ValueError(f"task {name!r}: level {level} defined twice")
+        levels[level] = _validate_kwargs(name, generator, level, _plain(kwargs))
+
+    def level_list(key: str) -> list[int]:
+        value = task_cfg[key]
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise ValueError(f"task {name!r}: {key} must be a list of levels, got {value!r}")
+        out = [_as_level(v, f"task {name!r} {key}") for v in value]
+        for level in out:
+            if level not in levels:
+                raise ValueError(f"task {name!r}: {key} has level {level}, missing from levels {sorted(levels)}")
+        if len(set(out)) != len(out):
+            raise ValueError(f"task {name!r}: {key} repeats a level: {out}")
+        return sorted(out)
+
+    train_levels = level_list("train_levels")
+    if not train_levels:
+        raise ValueError(f"task {name!r}: train_levels is empty")
+    test_levels = level_list("test_levels")
+    seed = task_cfg["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"task {name!r}: seed must be an int, got {seed!r}")
+    return {
+        "name": name,
+        "generator": generator,
+        "levels": dict(sorted(levels.items())),
+        "train_levels": train_levels,
+        "test_levels": test_levels,
+        "train_per_level": _positive_int(task_cfg, "train_per_level", name),
+        "test_per_level": _positive_int(task_cfg, "test_per_level", name),
+        "seed": seed,
+    }
+
+
+def _validate_kwargs(name: str, generator: str, level: int, kwargs: dict[str, Any]) -> dict[str, Any]:
+    from reasoning_gym.factory import DATASETS
+
+    for reserved in ("seed", "size"):
+        if reserved in kwargs:
+            raise ValueError(f"task {name!r}: level {level} must not set {reserved!r} (set by sec.tasks)")
+    config_cls = DATASETS[generator][1]
+    try:
+        config = config_cls(**kwargs)
+        config.validate()
+    except (TypeError, AssertionError, ValueError) as exc:
+        raise ValueError(
+            f"task {name!r}: level {level} kwargs {kwargs} rejected by reasoning-gym {generator}: {exc}"
+        ) from None
+    return kwargs
+
+
+def _key_payload(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    import reasoning_gym
+
+    return {
+        "data_format_version": DATA_FORMAT_VERSION,
+        "reasoning_gym": reasoning_gym.__version__,
+        "name": cfg["name"],
+        "generator": cfg["generator"],
+        "levels": {str(k): v for k, v in cfg["levels"].items()},
+        "train_levels": cfg["train_levels"],
+        "test_levels": cfg["test_levels"],
+        "train_per_level": cfg["train_per_level"],
+        "test_per_level": cfg["test_per_level"],
+        "seed": cfg["seed"],
+        "templates": [
+            puzzles.TINYZERO_TEMPLATE,
+            puzzles.COUNTDOWN_QUESTION,
+            puzzles.ZEBRA_INSTRUCTION,
+            puzzles.ARC_INSTRUCTION,
+        ],
+    }
+
+
+def cache_key(task_cfg: Mapping[str, Any]) -> str:
+    """16-hex-digit SHA-256 of the canonical JSON of everything that determines the data: generator,
+    levels, train/test levels and sizes, seed, task name, reasoning-gym version,
+    :data:`DATA_FORMAT_VERSION` and the prompt texts. Not included: ``item_timeout_s``/``gen_workers``
+    (they do not change the items unless items time out, which is logged).
+
+    Raises:
+        ValueError: invalid config (see :func:`normalize_task_config`).
+    """
+    payload = _key_payload(normalize_task_config(task_cfg))
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Advisory ``flock`` on ``lock_path`` so that concurrent runs sharing a cache (sweep jobs, one
+    process per GPU) generate a data set once; the others wait, then read it. No-op without fcntl."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process generating into %s", lock_path.parent)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_cache(path: Path, name: str) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        df = pd.read_parquet(path)
+        if tuple(df.columns) != RECORD_COLUMNS:
+            raise ValueError(f"columns {list(df.columns)}")
+    except Exception as exc:  # unreadable cache: regenerate rather than fail
+        log.warning("task %s: cache %s unreadable (%s); regenerating", name, path, exc)
+        return None
+    log.info("task %s: cache hit %s (%d rows)", name, path, len(df))
+    return df
+
+
+def _generate(cfg: Mapping[str, Any], timeout_s: float, workers: int | None) -> pd.DataFrame:
+    name, generator, seed = cfg["name"], cfg["generator"], cfg["seed"]
+    test_rows: list[dict[str, Any]] = []
+    for level in cfg["test_levels"]:
+        test_rows += puzzles.generate_items(
+            name,
+            generator,
+            level,
+            cfg["levels"][level],
+            cfg["test_per_level"],
+            seed,
+            "test",
+            item_timeout_s=timeout_s,
+            workers=workers,
+        )
+    test_questions = {r["question"] for r in test_rows}
+    train_rows: list[dict[str, Any]] = []
+    for level in cfg["train_levels"]:
+        train_rows += puzzles.generate_items(
+            name,
+            generator,
+            level,
+            cfg["levels"][level],
+            cfg["train_per_level"],
+            seed,
+            "train",
+            exclude_questions=test_questions,
+            item_timeout_s=timeout_s,
+            workers=workers,
+        )
+    df = pd.DataFrame(train_rows + test_rows, columns=list(RECORD_COLUMNS))
+    df["level"] = df["level"].astype("int64")
+    if df["id"].duplicated().any():  # cannot happen: ids embed split/level/position
+        raise AssertionError("duplicate record ids")
+    return df
+
+
+def load_task_data(task_cfg: Mapping[str, Any], cache_dir: str | Path) -> pd.DataFrame:
+    """Train + test problem records of one puzzle task, generated once and cached.
+
+    Args:
+        task_cfg: ``name``, ``generator`` (``countdown`` | ``zebra_puzzles`` | ``arc_1d``), ``levels``
+            (level -> reasoning-gym config kwargs; int or str keys), ``train_levels``, ``test_levels``,
+            ``train_per_level``, ``test_per_level``, ``seed``; optional ``item_timeout_s`` (per-item
+            generation limit, default 30 s) and ``gen_workers`` (generator processes, default auto).
+            Other keys (e.g. ``format_reward``) are ignored.
+        cache_dir: directory of the cache; the file is ``<cache_dir>/<name>/<cache_key>.parquet``.
+
+    Returns:
+        DataFrame with :data:`RECORD_COLUMNS`: train rows (by level) then test rows (by level).
+
+    Raises:
+        ValueError: invalid config (one line naming the problem).
+        sec.tasks.puzzles.ItemGenerationError: a level's generator keeps failing or timing out.
+    """
+    cfg = normalize_task_config(task_cfg)
+    key = cache_key(cfg)
+    path = Path(cache_dir) / cfg["name"] / f"{key}.parquet"
+    df = _read_cache(path, cfg["name"])
+    if df is not None:
+        return df
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(path.with_suffix(".lock")):
+        df = _read_cache(path, cfg["name"])  # another process may have written it meanwhile
+        if df is not None:
+            return df
+        timeout_s = float(task_cfg.get("item_timeout_s", puzzles.DEFAULT_ITEM_TIMEOUT_S))
+        workers = task_cfg.get("gen_workers")
+        log.info("task %s: cache miss, generating %s", cfg["name"], path)
+        t0 = time.perf_counter()
+        df = _generate(cfg, timeout_s, None if workers is None else int(workers))
+        meta = json.dumps(_key_payload(cfg), sort_keys=True, indent=1, default=str)
+        _atomic_write(path.with_suffix(".json"), lambda p: p.write_text(meta))
+        _atomic_write(path, lambda p: df.to_parquet(p, index=False))
+        log.info("task %s: generated %d rows in %.1f s -> %s", cfg["name"], len(df), time.perf_counter() - t0, path)
+    return df

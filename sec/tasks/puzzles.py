@@ -1,0 +1,421 @@
+"""Puzzle item generation with reasoning-gym and the paper's prompts (SEC.md §2).
+
+Difficulty levels are not defined here: each level is a dict of reasoning-gym dataset-config kwargs
+read from the Hydra task config (``conf/task/*.yaml``) and passed through to
+``reasoning_gym.create_dataset(generator, seed=..., size=..., **level_kwargs)``.
+
+Seeds. reasoning-gym item ``i`` of a dataset with seed ``s`` is drawn from ``Random(s + i)``, so two
+splits whose seeds are close would share items. :func:`derive_seed` therefore maps
+``(base seed, task, level, split)`` through SHA-256 to a 63-bit seed (stable across processes and
+Python versions, unlike ``hash()``); overlapping index ranges are then astronomically unlikely, and
+:func:`generate_items` additionally drops train items whose question equals a test question.
+
+Time bound. reasoning-gym's ``arc_1d`` can loop forever (``recolor_blocks_from_palette`` at grid
+sizes >= 45 retries an impossible example without limit). Every item is generated under a
+per-item wall-clock limit (``SIGALRM`` interval timer, in the main thread or in worker processes);
+an item that times out or raises is skipped, counted and logged with a warning, and the next index
+is tried so every level still gets exactly ``n`` items. Too many skips raise
+``ItemGenerationError`` (a ``RuntimeError``).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from sec.tasks.rewards import SUPPORTED_GENERATORS
+
+__all__ = [
+    "ARC_INSTRUCTION",
+    "COUNTDOWN_QUESTION",
+    "TINYZERO_TEMPLATE",
+    "ZEBRA_INSTRUCTION",
+    "ItemGenerationError",
+    "build_question",
+    "derive_seed",
+    "generate_items",
+    "render_prompt",
+]
+
+log = logging.getLogger("sec.tasks")
+
+#: The paper's plain TinyZero prompt (SEC.md §2; no chat template).
+TINYZERO_TEMPLATE = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
+    "The assistant first thinks about the reasoning process in the mind and then provides the user "
+    "with the answer.\nUser: {question}\nAssistant: Let me solve this step by step."
+)
+#: Countdown question (SEC.md §2), built from the item's numbers and target.
+COUNTDOWN_QUESTION = (
+    "Using the numbers {numbers}, create an equation that equals {target}. You can use basic arithmetic "
+    "operations (+, -, *, /) and each number can only be used once. Show your work and put your final "
+    "answer in \\boxed{{}}, e.g. \\boxed{{(1 + 2) / 3}}."
+)
+#: Appended to reasoning-gym's zebra puzzle text (SEC.md §2).
+ZEBRA_INSTRUCTION = "Provide only the name of the person as your final answer in \\boxed{}, e.g. \\boxed{Alice}."
+#: Appended to reasoning-gym's ARC-1D text (SEC.md §2).
+ARC_INSTRUCTION = "Your final answer must be placed in \\boxed{} and should be just the test output grid itself."
+# reasoning-gym 0.1.25's own answer-format sentences, replaced by the ones above.
+_RG_ZEBRA_SUFFIX = "? Provide only the name of the person as your final answer."
+_RG_ARC_SENTENCE = "Your final answer should be just the test output grid itself."
+
+#: Default per-item wall-clock limit in seconds (zebra 6x6 takes ~2 s at worst).
+DEFAULT_ITEM_TIMEOUT_S = 30.0
+_MAX_CONSECUTIVE_SKIPS = 5
+
+
+class ItemGenerationError(RuntimeError):
+    """A level's generator failed or timed out on too many items (the config is likely unsatisfiable)."""
+
+
+def render_prompt(question: str) -> str:
+    """The question inside :data:`TINYZERO_TEMPLATE` (the model's full input text)."""
+    return TINYZERO_TEMPLATE.format(question=question)
+
+
+def derive_seed(seed: int, task_name: str, level: int, split: str) -> int:
+    """Stable 63-bit reasoning-gym seed for one (task, level, split): first 8 bytes of
+    ``sha256(f"sec.tasks/{task_name}/{split}/L{level}/{seed}")`` shifted right by one bit."""
+    digest = hashlib.sha256(f"sec.tasks/{task_name}/{split}/L{int(level)}/{int(seed)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def build_question(generator: str, item: Mapping[str, Any]) -> str:
+    """The paper's question text for one reasoning-gym item (SEC.md §2).
+
+    * countdown: rebuilt from ``metadata.numbers`` / ``metadata.target`` (:data:`COUNTDOWN_QUESTION`).
+    * zebra_puzzles: reasoning-gym's puzzle text with its trailing "? Provide only the name ..."
+      (which also doubles the question mark) replaced by ``?`` + :data:`ZEBRA_INSTRUCTION`.
+    * arc_1d: reasoning-gym's text (3 examples, test input) with its own final-answer sentence
+      removed and :data:`ARC_INSTRUCTION` appended after the test input.
+
+    Raises:
+        ValueError: unsupported generator.
+    """
+    if generator == "countdown":
+        md = item["metadata"]
+        numbers = "[" + ", ".join(str(int(x)) for x in md["numbers"]) + "]"
+        return COUNTDOWN_QUESTION.format(numbers=numbers, target=int(md["target"]))
+    if generator == "zebra_puzzles":
+        text = str(item["question"]).rstrip()
+        text = text.removesuffix(_RG_ZEBRA_SUFFIX).rstrip()
+        if not text.endswith("?"):
+            text += "?"
+        return f"{text} {ZEBRA_INSTRUCTION}"
+    if generator == "arc_1d":
+        text = str(item["question"]).replace(" " + _RG_ARC_SENTENCE, "").replace(_RG_ARC_SENTENCE, "")
+        return f"{text.rstrip()}\n\n{ARC_INSTRUCTION}"
+    raise ValueError(f"unsupported generator {generator!r}; supported: {list(SUPPORTED_GENERATORS)}")
+
+
+def _answer_payload(generator: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    """What :func:`sec.tasks.rewards.is_correct` needs: the reference ``answer`` and the generator,
+    plus ``numbers``/``target`` (countdown) or the metadata the reasoning-gym scorer reads."""
+    payload: dict[str, Any] = {"generator": generator, "answer": str(item["answer"])}
+    if generator == "countdown":
+        payload["numbers"] = [int(x) for x in item["metadata"]["numbers"]]
+        payload["target"] = int(item["metadata"]["target"])
+    # zebra_puzzles / arc_1d scorers read only entry["answer"] in reasoning-gym 0.1.25.
+    return payload
+
+
+# ----------------------------------------------------------------------------------------------------
+# time-bounded raw generation
+
+
+class _ItemTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _ItemTimeout
+
+
+@contextlib.contextmanager
+def _alarm_handler() -> Iterator[None]:
+    """Install the SIGALRM handler (main thread only); restores the previous handler and timer."""
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    old_timer = signal.setitimer(signal.ITIMER_REAL, 0)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if old_timer[0] > 0:
+            remaining = max(old_timer[0] - (time.monotonic() - started), 1e-3)
+            signal.setitimer(signal.ITIMER_REAL, remaining, old_timer[1])
+
+
+def _timed_item(dataset: Any, idx: int, timeout_s: float) -> tuple[dict[str, Any] | None, str]:
+    """``dataset[idx]`` under the interval timer; (item, "") or (None, reason). Needs _alarm_handler."""
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        try:
+            item = dataset[idx]
+        finally:  # an alarm firing in here is still caught below
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _ItemTimeout:
+        return None, f"timed out after {timeout_s:g} s"
+    except Exception as exc:  # reasoning-gym raises e.g. ValueError when it gives up on an item
+        return None, f"{type(exc).__name__}: {exc}"
+    return item, ""
+
+
+def _make_dataset(generator: str, level_kwargs: Mapping[str, Any], seed: int) -> Any:
+    import reasoning_gym
+
+    # size only bounds reasoning-gym's iteration; items are addressed by index.
+    return reasoning_gym.create_dataset(generator, seed=seed, size=2**31 - 1, **dict(level_kwargs))
+
+
+def _worker_main(
+    conn: Any,
+    inherited: list[Any],
+    generator: str,
+    level_kwargs: dict[str, Any],
+    seed: int,
+    timeout_s: float,
+) -> None:
+    """Worker process: answer ``(start, count)`` requests with timed items until EOF / ``None``.
+
+    ``inherited`` are the parent-side pipe ends a forked child got a copy of; closing them lets the
+    worker see EOF (and exit) when the parent closes its end or dies.
+    """
+    for other in inherited:
+        other.close()
+    signal.signal(signal.SIGALRM, _on_alarm)
+    dataset = _make_dataset(generator, level_kwargs, seed)
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        start, count = request
+        try:
+            conn.send([(i, *_timed_item(dataset, i, timeout_s)) for i in range(start, start + count)])
+        except OSError:  # parent went away
+            return
+
+
+def _iter_raw(
+    generator: str, level_kwargs: Mapping[str, Any], seed: int, timeout_s: float, workers: int, chunk: int
+) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    """Yield ``(index, item | None, failure reason)`` for indices 0, 1, 2, ... in order, lazily.
+
+    Inline with a main-thread SIGALRM timer when ``workers <= 1`` and we are on the main thread;
+    otherwise in worker processes (each times its items with its own SIGALRM). Each worker has a
+    private pipe and gets chunks round-robin, two in flight per worker, so results arrive in index
+    order and closing the iterator can kill busy workers without deadlocking on a shared queue
+    (``multiprocessing.Pool.terminate`` can). Workers are forked where possible: ``spawn`` would
+    re-run an unguarded ``__main__`` script in every worker. A chunk that brings no result within
+    ``2 * chunk * timeout_s + 60`` seconds, or a dead worker, raises :class:`ItemGenerationError`.
+    """
+    on_main = threading.current_thread() is threading.main_thread()
+    if workers <= 1 and on_main:
+        dataset = _make_dataset(generator, level_kwargs, seed)
+        with _alarm_handler():
+            idx = 0
+            while True:
+                item, reason = _timed_item(dataset, idx, timeout_s)
+                yield idx, item, reason
+                idx += 1
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    n_procs = max(1, workers)
+    patience = 2 * chunk * timeout_s + 60
+    procs: list[Any] = []
+    conns: list[Any] = []
+    try:
+        for _ in range(n_procs):
+            parent_conn, child_conn = ctx.Pipe()
+            proc = ctx.Process(
+                target=_worker_main,
+                args=(
+                    child_conn,
+                    [parent_conn, *conns] if method == "fork" else [],
+                    generator,
+                    dict(level_kwargs),
+                    seed,
+                    timeout_s,
+                ),
+                daemon=True,
+            )
+            proc.start()
+            child_conn.close()
+            procs.append(proc)
+            conns.append(parent_conn)
+        pending: collections.deque[int] = collections.deque()
+        submitted = 0
+
+        def submit() -> None:
+            nonlocal submitted
+            worker = submitted % n_procs
+            conns[worker].send((submitted * chunk, chunk))
+            pending.append(worker)
+            submitted += 1
+
+        for _ in range(2 * n_procs):
+            submit()
+        while True:
+            worker = pending.popleft()
+            try:
+                if not conns[worker].poll(patience):
+                    raise ItemGenerationError(f"{generator}: no result from a generator worker in {patience:g} s")
+                results = conns[worker].recv()
+            except (EOFError, OSError):
+                raise ItemGenerationError(
+                    f"{generator}: a generator worker died (exit code {procs[worker].exitcode})"
+                ) from None
+            submit()
+            yield from results
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.join(timeout=10)
+        for conn in conns:
+            conn.close()
+
+
+def default_workers(n: int) -> int:
+    """Worker processes for ``n`` items: 1 (inline) below 256 items, else the usable CPUs (max 16)."""
+    if n < 256:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(16, cpus))
+
+
+def generate_items(
+    task_name: str,
+    generator: str,
+    level: int,
+    level_kwargs: Mapping[str, Any],
+    n: int,
+    seed: int,
+    split: str,
+    *,
+    exclude_questions: Iterable[str] = (),
+    item_timeout_s: float = DEFAULT_ITEM_TIMEOUT_S,
+    workers: int | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Generate ``n`` problem records of one (task, level, split).
+
+    Items come from ``reasoning_gym.create_dataset(generator, seed=derive_seed(seed, task_name,
+    level, split), **level_kwargs)`` at indices 0, 1, 2, ...; an index is skipped (and the next one
+    used) when generating it raises or exceeds ``item_timeout_s`` seconds (warning logged with the
+    count) or when its question is in ``exclude_questions`` (used to drop train items equal to a
+    test item; count logged). Output is deterministic given the arguments (unless items time out,
+    which depends on machine speed; those are reported).
+
+    Args:
+        task_name: record ``task`` field and seed/ID component (e.g. ``"countdown"``).
+        generator: reasoning-gym dataset name, one of ``countdown``, ``zebra_puzzles``, ``arc_1d``.
+        level: difficulty level (1 = easiest), stored in the record.
+        level_kwargs: reasoning-gym dataset-config kwargs of this level (from the Hydra config).
+        n: number of records to return (> 0).
+        seed: base seed of the task; the per-(task, level, split) seed is derived from it.
+        split: ``"train"`` or ``"test"``.
+        exclude_questions: questions that must not be produced.
+        item_timeout_s: per-item wall-clock limit in seconds.
+        workers: generator processes; ``None`` picks :func:`default_workers`.
+        progress: show a tqdm bar.
+
+    Returns:
+        ``n`` records with fields ``id`` (``"{task}/{split}/L{level}/{k:05d}"``), ``task``, ``level``,
+        ``split``, ``question``, ``prompt``, ``answer`` (JSON string), ``metadata`` (JSON string).
+
+    Raises:
+        ValueError: unsupported generator, bad split, non-positive ``n``/timeout.
+        ItemGenerationError: more than ``max(5, n // 20)`` items (or 5 in a row) failed or timed out.
+    """
+    if generator not in SUPPORTED_GENERATORS:
+        raise ValueError(f"unsupported generator {generator!r}; supported: {list(SUPPORTED_GENERATORS)}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not item_timeout_s > 0:
+        raise ValueError(f"item_timeout_s must be positive, got {item_timeout_s!r}")
+    excluded = set(exclude_questions)
+    rg_seed = derive_seed(seed, task_name, level, split)
+    n_workers = default_workers(n) if workers is None else int(workers)
+    chunk = max(1, min(64, n // (4 * max(1, n_workers)) or 1))
+    max_skips = max(5, n // 20)
+
+    records: list[dict[str, Any]] = []
+    skipped: list[tuple[int, str]] = []
+    consecutive = 0
+    dropped = 0
+    t0 = time.perf_counter()
+    desc = f"{task_name} {split} L{level}"
+    raw = _iter_raw(generator, level_kwargs, rg_seed, float(item_timeout_s), n_workers, chunk)
+    with tqdm(total=n, desc=desc, unit="item", disable=not progress, leave=False) as bar:
+        try:
+            for idx, item, reason in raw:
+                if item is None:
+                    skipped.append((idx, reason))
+                    consecutive += 1
+                    log.warning("%s: skipped reasoning-gym item %d (%s)", desc, idx, reason)
+                    if len(skipped) > max_skips or consecutive >= _MAX_CONSECUTIVE_SKIPS:
+                        raise ItemGenerationError(
+                            f"{desc}: {generator} with {dict(level_kwargs)} failed on {len(skipped)} items "
+                            f"({consecutive} in a row; last: {reason}); the level config is probably "
+                            "unsatisfiable for reasoning-gym"
+                        )
+                    continue
+                consecutive = 0
+                question = build_question(generator, item)
+                if question in excluded:
+                    dropped += 1
+                    continue
+                k = len(records)
+                records.append(
+                    {
+                        "id": f"{task_name}/{split}/L{int(level)}/{k:05d}",
+                        "task": task_name,
+                        "level": int(level),
+                        "split": split,
+                        "question": question,
+                        "prompt": render_prompt(question),
+                        "answer": json.dumps(_answer_payload(generator, item), sort_keys=True),
+                        "metadata": json.dumps(item.get("metadata") or {}, sort_keys=True, default=str),
+                    }
+                )
+                bar.update(1)
+                if len(records) >= n:
+                    break
+        finally:
+            raw.close()
+    elapsed = time.perf_counter() - t0
+    if skipped:
+        log.warning("%s: %d reasoning-gym items skipped (failed/timed out): %s", desc, len(skipped), skipped)
+    if dropped:
+        log.info("%s: dropped %d items whose question equals a test question", desc, dropped)
+    log.info(
+        "%s: %d items in %.1f s (%.2f ms/item, %d worker(s))",
+        desc,
+        n,
+        elapsed,
+        1000 * elapsed / n,
+        n_workers,
+    )
+    return records
