@@ -23,7 +23,7 @@ format: ## ruff format + autofix
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-sweep: ## The README's local sweep: 2 tasks x 2 curricula on the embedded model (CPU)
+sweep: ## The README's local sweep: Countdown x {sec, random, ordered} on the embedded model (CPU)
 	PY=$(PY) bash sweeps/cpu_default.sh
 
 bench: ## Curriculum overhead benchmark (prints a table)

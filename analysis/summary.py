@@ -1,5 +1,5 @@
-"""Print one line per run: final ID/OOD pass@1, mean sampled level, wasted rollouts, and how
-far the SEC values moved.
+"""Print one line per run: final ID/OOD pass@1, mean sampled level, share of zero-variance
+(wasted) groups, mean reward and the final SEC values per arm.
 
     python -m analysis.summary multirun/2026-11-23/10-00-00 [more dirs]
 """
@@ -22,7 +22,7 @@ def summarise(roots: list[str]) -> pd.DataFrame:
         e = runs.eval[runs.eval["run"] == run] if not runs.eval.empty else runs.eval
         last = e[e["step"] == e["step"].max()] if not e.empty else e
         split = dict(zip(last.get("split", []), last.get("pass@1", []), strict=False))
-        q_cols = [c for c in t.columns if c.endswith("/q")]
+        q_cols = [c for c in t.columns if c.endswith("/q") and t[c].notna().any()]
         rows.append(
             {
                 "task": t["task"].iloc[0],
@@ -34,7 +34,7 @@ def summarise(roots: list[str]) -> pd.DataFrame:
                 "sampled level": t["curriculum/sampled_level_mean"].mean(),
                 "zero-var groups": t["zero_variance_frac"].mean(),
                 "reward": t["reward_mean"].mean(),
-                "|dQ|": float((t[q_cols].iloc[-1] - 0.0).abs().sum()) if q_cols else None,
+                "final Q": " ".join(f"{v:.2f}" for v in t[q_cols].iloc[-1]) if q_cols else "-",
                 "done": bool(t["done"].iloc[0]),
             }
         )
