@@ -89,3 +89,23 @@ def test_interrupted_run_resumes_with_every_step_once_and_the_same_curriculum(tm
     # same draws (RNG, counts) and the same values as the uninterrupted run
     assert state[0]["rng"] == state[1]["rng"] and state[0]["counts"] == state[1]["counts"]
     assert state[0]["q"] == pytest.approx(state[1]["q"], abs=1e-6)
+
+
+def test_restart_without_checkpoint_and_wandb_offline(tmp_path):
+    run = tmp_path / "run"
+    args = (
+        "profile=tiny",
+        "task=arc",
+        "curriculum=random",
+        "train.save_every=0",
+        "logger=wandb",
+        "logger.mode=offline",
+    )
+    launch(*args, f"hydra.run.dir={run}")
+    check_run(run, steps=2, curriculum="random")
+    assert list((run / "wandb").glob("offline-run-*")), "wandb offline run dir missing"
+    # interrupted before any checkpoint: the rerun starts over and keeps each step once
+    (run / "done.json").unlink()
+    r = launch(*args, f"hydra.run.dir={run}")
+    assert "restarting" in r.stdout + r.stderr
+    check_run(run, steps=2, curriculum="random")

@@ -262,6 +262,13 @@ def train(ws: Workspace) -> None:
         ws.policy.load_state_dict(json.loads((Path(resume) / CURRICULUM_STATE).read_text()))
         dropped = ws.metrics.truncate_after(step)
         log.info("resuming from %s (step %d; %d metric records after it dropped)", resume, step, dropped)
+    else:
+        # an interrupted run without a checkpoint starts over: its old records would repeat steps
+        dropped = ws.metrics.truncate_after(-1)
+        if dropped:
+            log.info(
+                "no checkpoint to resume from: restarting, %d metric records of the earlier attempt dropped", dropped
+            )
     trainer.train(resume_from_checkpoint=resume)
     if int(cfg.train.save_every) > 0:
         trainer.save_model(str(ws.run_dir / "final_model"))

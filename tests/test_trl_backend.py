@@ -1,0 +1,53 @@
+"""The TRL backend in process: the curriculum draws each step after the previous update (no
+prefetch lag) and receives exactly the rollouts of the problems it drew, for GRPO and RLOO."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from conftest import CONF
+from sec.curriculum import CurriculumPolicy
+from sec.workspace import Workspace
+
+
+@pytest.mark.parametrize("algorithm,curriculum", [("grpo", "sec"), ("rloo", "ordered")])
+def test_draw_sees_previous_update_and_update_sees_the_drawn_problems(tmp_path, monkeypatch, algorithm, curriculum):
+    events: list[tuple[str, object]] = []
+    sample, update = CurriculumPolicy.sample, CurriculumPolicy.update
+
+    def spy_sample(self, n):
+        idx = sample(self, n)
+        events.append(("sample", idx.copy()))
+        return idx
+
+    def spy_update(self, rows, values):
+        events.append(("update", (np.asarray(rows).copy(), np.asarray(values).copy())))
+        return update(self, rows, values)
+
+    monkeypatch.setattr(CurriculumPolicy, "sample", spy_sample)
+    monkeypatch.setattr(CurriculumPolicy, "update", spy_update)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                "profile=tiny",
+                "task=countdown",
+                f"algorithm={algorithm}",
+                f"curriculum={curriculum}",
+                "train.steps=3",
+                "train.save_every=0",
+                "eval.every=0",
+            ],
+        )
+    summary = Workspace(cfg, tmp_path / "run").run()
+    assert "id pass@1" in summary
+
+    kinds = [k for k, _ in events]
+    assert kinds == ["sample", "update"] * 3, kinds
+    g = cfg.algorithm.num_generations
+    for (_, drawn), (_, (rows, values)) in zip(events[::2], events[1::2], strict=True):
+        assert len(drawn) == cfg.train.prompts_per_step
+        np.testing.assert_array_equal(rows, np.repeat(drawn, g))  # each group's rollouts, in order
+        assert values.shape == rows.shape and np.all(values >= 0)
