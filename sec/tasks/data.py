@@ -246,35 +246,18 @@ def _read_cache(path: Path, name: str) -> pd.DataFrame | None:
 
 
 def _generate(cfg: Mapping[str, Any], timeout_s: float, workers: int | None) -> pd.DataFrame:
-    name, generator, seed = cfg["name"], cfg["generator"], cfg["seed"]
-    test_rows: list[dict[str, Any]] = []
-    for level in cfg["test_levels"]:
-        test_rows += puzzles.generate_items(
-            name,
-            generator,
-            level,
-            cfg["levels"][level],
-            cfg["test_per_level"],
-            seed,
-            "test",
-            item_timeout_s=timeout_s,
-            workers=workers,
-        )
-    test_questions = {r["question"] for r in test_rows}
-    train_rows: list[dict[str, Any]] = []
-    for level in cfg["train_levels"]:
-        train_rows += puzzles.generate_items(
-            name,
-            generator,
-            level,
-            cfg["levels"][level],
-            cfg["train_per_level"],
-            seed,
-            "train",
-            exclude_questions=test_questions,
-            item_timeout_s=timeout_s,
-            workers=workers,
-        )
+    def split_rows(split: str, levels: Sequence[int], n: int, exclude: set[str] | frozenset = frozenset()) -> list:
+        rows: list[dict[str, Any]] = []
+        for level in levels:
+            rows += puzzles.generate_items(
+                cfg["name"], cfg["generator"], level, cfg["levels"][level], n, cfg["seed"], split,
+                exclude_questions=exclude, item_timeout_s=timeout_s, workers=workers,
+            )  # fmt: skip
+        return rows
+
+    test_rows = split_rows("test", cfg["test_levels"], cfg["test_per_level"])
+    # a train item whose question is also a test question is replaced (never trained on test)
+    train_rows = split_rows("train", cfg["train_levels"], cfg["train_per_level"], {r["question"] for r in test_rows})
     df = pd.DataFrame(train_rows + test_rows, columns=list(RECORD_COLUMNS))
     df["level"] = df["level"].astype("int64")
     if df["id"].duplicated().any():  # cannot happen: ids embed split/level/position
