@@ -26,7 +26,9 @@ def test_groups_offer_what_the_readme_says():
     assert options("task") == ["arc", "countdown", "zebra"]
     assert {"smollm2_135m", "qwen2.5_3b", "qwen2.5_7b", "tiny"} <= set(options("model"))
     assert options("algorithm") == ["grpo", "rloo"]
-    assert options("curriculum") == ["ordered", "random", "reverse", "sec"]
+    assert options("curriculum") == [
+        "ordered", "random", "reverse", "sec", "sec_egreedy", "sec_progress", "sec_success", "sec_thompson", "sec_ucb",
+    ]  # fmt: skip
     assert options("backend") == ["trl"]
     assert options("logger") == ["none", "wandb"]
     assert {"cpu", "tiny", "paper"} <= set(options("profile"))

@@ -12,7 +12,7 @@ from sec.curriculum import CurriculumPolicy
 from sec.workspace import Workspace
 
 
-@pytest.mark.parametrize("algorithm,curriculum", [("grpo", "sec"), ("rloo", "ordered")])
+@pytest.mark.parametrize("algorithm,curriculum", [("grpo", "sec"), ("rloo", "ordered"), ("grpo", "sec_progress")])
 def test_draw_sees_previous_update_and_update_sees_the_drawn_problems(tmp_path, monkeypatch, algorithm, curriculum):
     events: list[tuple[str, object]] = []
     sample, update = CurriculumPolicy.sample, CurriculumPolicy.update
@@ -22,9 +22,11 @@ def test_draw_sees_previous_update_and_update_sees_the_drawn_problems(tmp_path, 
         events.append(("sample", idx.copy()))
         return idx
 
-    def spy_update(self, rows, values):
+    def spy_update(self, rows, values, rewards=None):
         events.append(("update", (np.asarray(rows).copy(), np.asarray(values).copy())))
-        return update(self, rows, values)
+        if curriculum == "sec_progress":  # reward-based objectives get one task reward per rollout
+            assert rewards is not None and len(rewards) == len(rows)
+        return update(self, rows, values, rewards)
 
     monkeypatch.setattr(CurriculumPolicy, "sample", spy_sample)
     monkeypatch.setattr(CurriculumPolicy, "update", spy_update)

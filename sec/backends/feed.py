@@ -65,6 +65,12 @@ class CurriculumFeed:
         self.difficulty_field = difficulty_field
         self._drawn: np.ndarray | None = None
         self._stats: dict[str, float] = {}
+        self._task_rewards: list[float] | None = None
+
+    def record_rewards(self, rewards: Sequence[float]) -> None:
+        """Keep the task rewards of the current step's rollouts (in row order) for objectives
+        that read them; the engine's reward function calls this."""
+        self._task_rewards = [float(r) for r in rewards]
 
     def draw(self, n: int) -> np.ndarray:
         """The ``n`` problem indices of the next step (one per group)."""
@@ -88,11 +94,26 @@ class CurriculumFeed:
         numeric = [float(v) for v in levels if isinstance(v, (int, float, np.integer, np.floating))]
         return float(np.mean(numeric)) if numeric else None
 
-    def feed(self, problem_of_rows: Sequence[int] | np.ndarray, abs_adv_of_rows: np.ndarray) -> dict[str, float]:
+    def feed(
+        self,
+        problem_of_rows: Sequence[int] | np.ndarray,
+        abs_adv_of_rows: np.ndarray,
+        reward_of_rows: Sequence[float] | np.ndarray | None = None,
+    ) -> dict[str, float]:
         """Update the policy from one step's rollouts (see :meth:`CurriculumPolicy.update`)
         and return this step's curriculum metrics: the probabilities the batch was drawn
-        with, the values and counts after the update and each arm's reward."""
-        rewards = self.policy.update(problem_of_rows, abs_adv_of_rows)
+        with, the values and counts after the update and each arm's reward.
+
+        ``reward_of_rows`` defaults to the rewards given to :meth:`record_rewards` this step.
+
+        Raises:
+            ValueError: if the recorded rewards are not one per row.
+        """
+        if reward_of_rows is None and self._task_rewards is not None:
+            reward_of_rows, self._task_rewards = self._task_rewards, None
+            if len(reward_of_rows) != len(abs_adv_of_rows):
+                raise ValueError(f"{len(reward_of_rows)} recorded rewards for {len(abs_adv_of_rows)} rollouts")
+        rewards = self.policy.update(problem_of_rows, abs_adv_of_rows, reward_of_rows)
         after = self.policy.stats()
         stats = dict(self._stats)
         stats.update({k: v for k, v in after.items() if not k.endswith("/prob")})

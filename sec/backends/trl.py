@@ -98,9 +98,14 @@ def _trainer_classes() -> dict[str, tuple[type, type]]:
     return {"grpo": (CurriculumGRPOTrainer, GRPOConfig), "rloo": (CurriculumRLOOTrainer, RLOOConfig)}
 
 
-def make_reward_func(score: Callable[[str, Mapping[str, Any]], float], name: str) -> Callable[..., list[float]]:
+def make_reward_func(
+    score: Callable[[str, Mapping[str, Any]], float],
+    name: str,
+    sink: Callable[[list[float]], None] | None = None,
+) -> Callable[..., list[float]]:
     """A TRL reward function (``prompts, completions, **columns -> list[float]``) from a
-    scorer of one completion text and its problem record."""
+    scorer of one completion text and its problem record; ``sink`` also receives the rewards
+    (the curriculum's reward-based objectives read them)."""
 
     def reward(prompts: list, completions: list, **columns: Any) -> list[float]:
         out = []
@@ -108,6 +113,8 @@ def make_reward_func(score: Callable[[str, Mapping[str, Any]], float], name: str
             text = c[-1]["content"] if isinstance(c, list) and c else c
             record = {k: v[i] for k, v in columns.items() if isinstance(v, list) and len(v) == len(completions)}
             out.append(float(score(text if isinstance(text, str) else str(text), record)))
+        if sink is not None:
+            sink(out)
         return out
 
     reward.__name__ = name
@@ -243,7 +250,7 @@ def train(ws: Workspace) -> None:
     slots = Dataset.from_dict({"prompt": [""] * n_slots, "slot": list(range(n_slots))})
     trainer = trainer_cls(
         model=model,
-        reward_funcs=[make_reward_func(ws.train_score, f"{cfg.task.name}_reward")],
+        reward_funcs=[make_reward_func(ws.train_score, f"{cfg.task.name}_reward", feed.record_rewards)],
         args=build_args(ws, config_cls),
         train_dataset=slots,
         processing_class=tokenizer,

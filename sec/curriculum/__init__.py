@@ -11,13 +11,15 @@ from typing import Any
 
 from sec.curriculum.base import Arm, CurriculumPolicy, arm_name
 from sec.curriculum.baselines import OrderedCurriculum, RandomCurriculum
-from sec.curriculum.sec_bandit import UPDATE_RULES, SECBandit, boltzmann
+from sec.curriculum.sec_bandit import OBJECTIVES, SELECTIONS, UPDATE_RULES, SECBandit, boltzmann
 
-#: curriculum names accepted by :func:`build_curriculum` (the ``curriculum/`` config group)
+#: policies :func:`build_curriculum` builds (``curriculum.policy``; defaults to ``curriculum.name``)
 POLICIES = ("random", "ordered", "reverse", "sec")
 
 __all__ = [
+    "OBJECTIVES",
     "POLICIES",
+    "SELECTIONS",
     "UPDATE_RULES",
     "Arm",
     "CurriculumPolicy",
@@ -50,11 +52,13 @@ def arms_of_records(records: Sequence[Mapping[str, Any]], arm_fields: Sequence[s
 def build_curriculum(
     cfg: Mapping[str, Any], arm_of_problem: Sequence[Arm], *, total_steps: int, seed: int
 ) -> CurriculumPolicy:
-    """Build the policy that ``cfg.name`` names from a ``curriculum/`` config.
+    """Build the policy that ``cfg.policy`` (else ``cfg.name``) names from a ``curriculum/``
+    config.
 
     Args:
-        cfg: the composed ``curriculum`` config (``name``, ``arm_fields`` and the policy's
-            parameters, e.g. ``alpha``, ``tau``, ``update`` for ``sec``).
+        cfg: the composed ``curriculum`` config (``name``, optional ``policy``, ``arm_fields``
+            and the policy's parameters, e.g. ``alpha``, ``tau``, ``update``, ``selection``,
+            ``objective`` for ``sec``).
         arm_of_problem: arm of every training problem, length N.
         total_steps: training steps of the run (the ordered schedules need it).
         seed: seed of the policy's RNG.
@@ -63,7 +67,7 @@ def build_curriculum(
         ValueError: for an unknown curriculum name (one line listing the known ones) or bad
             parameters.
     """
-    name = cfg["name"]
+    name = cfg.get("policy") or cfg["name"]
     fields = list(cfg["arm_fields"])
     if name == "sec":
         return SECBandit(
@@ -73,6 +77,12 @@ def build_curriculum(
             tau=float(cfg["tau"]),
             update=str(cfg.get("update", "sampled")),
             q_init=float(cfg.get("q_init", 0.0)),
+            selection=str(cfg.get("selection", "boltzmann")),
+            objective=str(cfg.get("objective", "abs_adv")),
+            ucb_c=float(cfg.get("ucb_c", 1.0)),
+            thompson_sigma=float(cfg.get("thompson_sigma", 0.5)),
+            epsilon=float(cfg.get("epsilon", 0.1)),
+            success_threshold=float(cfg.get("success_threshold", 1.0)),
             seed=seed,
         )
     if name == "random":

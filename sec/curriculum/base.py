@@ -88,7 +88,10 @@ class CurriculumPolicy(ABC):
         return idx
 
     def update(
-        self, problem_of_rows: Sequence[int] | np.ndarray, abs_adv_of_rows: Sequence[float] | np.ndarray
+        self,
+        problem_of_rows: Sequence[int] | np.ndarray,
+        abs_adv_of_rows: Sequence[float] | np.ndarray,
+        reward_of_rows: Sequence[float] | np.ndarray | None = None,
     ) -> dict[Arm, float]:
         """Feed back one step's learning signal.
 
@@ -96,6 +99,8 @@ class CurriculumPolicy(ABC):
             problem_of_rows: training-set index of the problem of every rollout row, shape (R,).
             abs_adv_of_rows: token-mean absolute advantage ``(1/T_j) sum_t |A_{t,j}|`` of every
                 rollout row, shape (R,), dimensionless (advantages are reward-normalised).
+            reward_of_rows: the task reward of every rollout row, shape (R,); only objectives
+                other than the paper's |A| read it (see :class:`sec.curriculum.SECBandit`).
 
         Returns:
             The curriculum reward ``r_t(c)`` of every arm present in the rows (SEC.md §1):
@@ -106,9 +111,18 @@ class CurriculumPolicy(ABC):
         Raises:
             ValueError: on length mismatch, out-of-range indices or non-finite values.
         """
-        rewards = self.arm_rewards(problem_of_rows, abs_adv_of_rows)
+        rewards = self._objective(problem_of_rows, abs_adv_of_rows, reward_of_rows)
         self._update(rewards)
         return rewards
+
+    def _objective(
+        self,
+        problem_of_rows: Sequence[int] | np.ndarray,
+        abs_adv_of_rows: Sequence[float] | np.ndarray,
+        reward_of_rows: Sequence[float] | np.ndarray | None,
+    ) -> dict[Arm, float]:
+        """The curriculum reward per arm; the paper's mean |A| unless a policy says otherwise."""
+        return self.arm_rewards(problem_of_rows, abs_adv_of_rows)
 
     def arm_rewards(
         self, problem_of_rows: Sequence[int] | np.ndarray, abs_adv_of_rows: Sequence[float] | np.ndarray
