@@ -89,3 +89,28 @@ def test_cross_group_checks():
     cfg = compose_cfg("algorithm.num_generations=1")
     with pytest.raises(ConfigError, match="num_generations"):
         check_config(cfg)
+
+
+@pytest.mark.parametrize(
+    "task,model,alpha,tau,steps",
+    [
+        ("countdown", "qwen2.5_3b", 0.5, 1.0, 240),
+        ("zebra", "qwen2.5_3b", 0.5, 1.0, 240),
+        ("arc", "qwen2.5_3b", 0.5, 1.0, 240),
+        ("countdown", "qwen2.5_7b", 0.5, 0.2, 120),
+        ("zebra", "qwen2.5_7b", 0.5, 0.4, 120),
+        ("arc", "qwen2.5_7b", 0.5, 1.0, 120),
+    ],
+)
+def test_table_s1_is_picked_by_task_and_model(task, model, alpha, tau, steps):
+    cfg = compose_cfg(f"task={task}", f"model={model}", "curriculum=sec", "profile=paper")
+    assert (cfg.curriculum.alpha, cfg.curriculum.tau, cfg.train.steps) == (alpha, tau, steps)
+    # the variants inherit the pair's values; the command line still wins; the profile's sizes win
+    assert compose_cfg(f"task={task}", f"model={model}", "curriculum=sec_ucb").curriculum.tau == tau
+    assert compose_cfg(f"task={task}", f"model={model}", "curriculum.tau=0.3").curriculum.tau == 0.3
+    assert compose_cfg(f"task={task}", f"model={model}", "profile=cpu").train.steps == 6
+
+
+def test_pairs_without_a_specialisation_keep_the_defaults():
+    cfg = compose_cfg("task=zebra", "model=smollm2_135m")
+    assert (cfg.curriculum.alpha, cfg.curriculum.tau) == (0.5, 1.0)
