@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from sec.backends import get_backend
@@ -38,20 +39,41 @@ class ConfigError(ValueError):
     """A config value that cannot work (one line naming the key and the accepted values)."""
 
 
+#: the mix's settings that every component of a multi-task task takes over
+_MIX_KEYS = ("train_levels", "ood_levels", "test_levels", "train_per_level", "test_per_level", "format_reward")
+
+
+def task_components(task: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The single-task configs of a task: itself, or for a mix (``components:``, e.g.
+    ``task=puzzles``) each component with the mix's levels, sizes and format reward."""
+    plain = OmegaConf.to_container(task, resolve=True) if isinstance(task, DictConfig) else dict(task)
+    if not plain.get("components"):
+        return [plain]  # type: ignore[list-item]
+    return [{**comp, **{k: plain[k] for k in _MIX_KEYS if k in plain}} for comp in plain["components"].values()]
+
+
 def check_config(cfg: DictConfig) -> None:
     """Cross-group checks Hydra's composition cannot make.
 
     Raises:
         ConfigError: naming the offending key.
     """
-    task = cfg.task
-    levels = {int(k) for k in task.levels}
-    for key in ("train_levels", "ood_levels", "test_levels"):
-        missing = sorted(set(int(x) for x in task[key]) - levels)
-        if missing:
-            raise ConfigError(f"task.{key} has levels {missing} that task.levels does not define ({sorted(levels)})")
-    if not set(int(x) for x in task.ood_levels) <= set(int(x) for x in task.test_levels):
-        raise ConfigError("task.ood_levels must be a subset of task.test_levels")
+    components = task_components(cfg.task)
+    for task in components:
+        levels = {int(k) for k in task["levels"]}
+        for key in ("train_levels", "ood_levels", "test_levels"):
+            missing = sorted(set(int(x) for x in task[key]) - levels)
+            if missing:
+                raise ConfigError(
+                    f"task.{key} has levels {missing} that task {task['name']} does not define ({sorted(levels)})"
+                )
+        if not set(int(x) for x in task["ood_levels"]) <= set(int(x) for x in task["test_levels"]):
+            raise ConfigError("task.ood_levels must be a subset of task.test_levels")
+    if "task" in cfg.curriculum.arm_fields and len(components) < 2:
+        raise ConfigError(
+            f"curriculum={cfg.curriculum.name} has one arm per (task, level) and needs a multi-task task "
+            f"(task=puzzles), not task={cfg.task.name}"
+        )
     for key in ("steps", "prompts_per_step", "max_completion_length"):
         if int(cfg.train[key]) < 1:
             raise ConfigError(f"train.{key} must be >= 1, got {cfg.train[key]}")
@@ -129,8 +151,8 @@ class Workspace:
 
     def setup(self) -> None:
         """Load (or generate once) the task data and build the curriculum."""
-        task_cfg = OmegaConf.to_container(self.cfg.task, resolve=True)
-        df = load_task_data(task_cfg, self.cache_dir / "data")  # type: ignore[arg-type]
+        frames = [load_task_data(comp, self.cache_dir / "data") for comp in task_components(self.cfg.task)]
+        df = pd.concat(frames, ignore_index=True)
         train_levels = {int(x) for x in self.cfg.task.train_levels}
         train = df[(df["split"] == "train") & df["level"].isin(train_levels)]
         self.train_records = train.reset_index(drop=True).to_dict("records")
@@ -171,12 +193,19 @@ class Workspace:
         return puzzle_reward(completion, record, train=False)
 
     def evaluate(self, model: Any, step: int) -> list[dict[str, Any]]:
-        """pass@1 on the test split (per level, ID, OOD) written to metrics.jsonl."""
+        """pass@1 on the test split (per task: per level, ID, OOD) written to metrics.jsonl."""
+        records = []
+        for task in sorted({str(r["task"]) for r in self.test_records}):
+            records += self._evaluate_task(model, step, [r for r in self.test_records if r["task"] == task])
+        self.metrics.write_many(records)
+        return records
+
+    def _evaluate_task(self, model: Any, step: int, test_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         e = self.cfg.eval
-        records = evaluate(
+        return evaluate(
             model,
             self.tokenizer,
-            self.test_records,
+            test_records,
             score=self.eval_score,
             train_levels=[int(x) for x in self.cfg.task.train_levels],
             ood_levels=[int(x) for x in self.cfg.task.ood_levels],
@@ -189,15 +218,23 @@ class Workspace:
             seed=int(self.cfg.seed) * 100_003 + step,
             step=step,
         )
-        self.metrics.write_many(records)
-        return records
 
     def summary(self) -> dict[str, Any]:
-        """pass@1 of every split at the last evaluated step."""
+        """pass@1 of every split at the last evaluated step: ``"<split> pass@1"`` for one task;
+        for a mix, ``"<task>/<split> pass@1"`` and ``"id pass@1"`` / ``"ood pass@1"`` as the
+        mean over its tasks."""
         evals = [r for r in read_metrics(self.run_dir / "metrics.jsonl") if r.get("kind") == "eval"]
         if not evals:
             return {}
-        last = max(r["step"] for r in evals)
-        out: dict[str, Any] = {"step": last, "model_source": self.model_source}
-        out.update({f"{r['split']} pass@1": r["pass@1"] for r in evals if r["step"] == last})
+        last = [r for r in evals if r["step"] == max(r["step"] for r in evals)]
+        out: dict[str, Any] = {"step": last[0]["step"], "model_source": self.model_source}
+        tasks = sorted({r["task"] for r in last})
+        if len(tasks) == 1:
+            out.update({f"{r['split']} pass@1": r["pass@1"] for r in last})
+            return out
+        out.update({f"{r['task']}/{r['split']} pass@1": r["pass@1"] for r in last})
+        for split in ("id", "ood"):
+            values = [r["pass@1"] for r in last if r["split"] == split]
+            if values:
+                out[f"{split} pass@1"] = float(np.mean(values))
         return out

@@ -10,7 +10,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from conftest import CONF
-from sec.workspace import ConfigError, check_config
+from sec.workspace import ConfigError, check_config, task_components
 
 
 def options(group: str) -> list[str]:
@@ -23,11 +23,12 @@ def compose_cfg(*overrides: str):
 
 
 def test_groups_offer_what_the_readme_says():
-    assert options("task") == ["arc", "countdown", "zebra"]
+    assert options("task") == ["arc", "countdown", "puzzles", "zebra"]
     assert {"smollm2_135m", "qwen2.5_3b", "qwen2.5_7b", "tiny"} <= set(options("model"))
     assert options("algorithm") == ["grpo", "rloo"]
     assert options("curriculum") == [
-        "ordered", "random", "reverse", "sec", "sec_egreedy", "sec_progress", "sec_success", "sec_thompson", "sec_ucb",
+        "ordered", "random", "reverse", "sec", "sec_2d", "sec_egreedy", "sec_progress", "sec_success", "sec_thompson",
+        "sec_ucb",
     ]  # fmt: skip
     assert options("backend") == ["trl"]
     assert options("logger") == ["none", "wandb"]
@@ -41,6 +42,10 @@ def test_groups_offer_what_the_readme_says():
 def test_every_task_curriculum_algorithm_composes(task, curriculum, algorithm):
     cfg = compose_cfg(f"task={task}", f"curriculum={curriculum}", f"algorithm={algorithm}")
     OmegaConf.to_container(cfg, resolve=True)
+    if curriculum == "sec_2d" and task != "puzzles":  # (task, level) arms need a task mix
+        with pytest.raises(ConfigError, match="needs a multi-task task"):
+            check_config(cfg)
+        return
     check_config(cfg)
     assert cfg.task.name == task and cfg.curriculum.name == curriculum and cfg.algorithm.name == algorithm
 
@@ -114,3 +119,14 @@ def test_table_s1_is_picked_by_task_and_model(task, model, alpha, tau, steps):
 def test_pairs_without_a_specialisation_keep_the_defaults():
     cfg = compose_cfg("task=zebra", "model=smollm2_135m")
     assert (cfg.curriculum.alpha, cfg.curriculum.tau) == (0.5, 1.0)
+
+
+def test_puzzles_mix_and_sec_2d():
+    cfg = compose_cfg("task=puzzles", "curriculum=sec_2d", "model=qwen2.5_3b", "profile=paper")
+    assert list(cfg.curriculum.arm_fields) == ["task", "level"]
+    assert (cfg.curriculum.alpha, cfg.curriculum.tau, cfg.train.steps) == (0.5, 0.2, 720)
+    comps = task_components(cfg.task)
+    assert [c["name"] for c in comps] == ["countdown", "zebra", "arc"]
+    assert all(c["train_per_level"] == 10000 and c["test_per_level"] == 200 for c in comps)
+    tiny = compose_cfg("task=puzzles", "profile=tiny")
+    assert {c["train_per_level"] for c in task_components(tiny.task)} == {tiny.task.train_per_level}

@@ -118,3 +118,19 @@ def test_embedded_model_on_the_cpu_profile(tmp_path):
     launch("task=countdown", "curriculum=sec", "train.steps=2", "eval.max_problems_per_level=1", f"hydra.run.dir={run}")
     check_run(run, steps=2, curriculum="sec")
     assert json.loads((run / "model_source.json").read_text())["source"] in ("package", "cache", "hub")
+
+
+def test_puzzles_mix_with_sec_2d_has_nine_arms_and_per_task_eval(tmp_path):
+    run = tmp_path / "run"
+    launch("profile=tiny", "task=puzzles", "curriculum=sec_2d", f"hydra.run.dir={run}")
+    records = read_metrics(run / "metrics.jsonl")
+    train = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in train] == [1, 2]
+    arms = {k.split("/")[1] for k in train[0] if k.startswith("curriculum/") and k.endswith("/prob")}
+    assert arms == {f"{t}-{lv}" for t in ("arc", "countdown", "zebra") for lv in (1, 2, 3)}
+    final = [r for r in records if r["kind"] == "eval" and r["step"] == 2]
+    assert {(r["task"], r["split"]) for r in final} >= {
+        (t, s) for t in ("arc", "countdown", "zebra") for s in ("id", "ood")
+    }
+    done = json.loads((run / "done.json").read_text())
+    assert "zebra/ood pass@1" in done and "id pass@1" in done
