@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from analysis.load import load_runs
+from analysis.summary import summarise
 from conftest import ROOT
 from sec.metrics import read_metrics
 
@@ -63,6 +65,19 @@ def test_local_sweep_runs_four_jobs_in_their_own_dirs(tmp_path):
         seen.add((task, curriculum))
         check_run(job, steps=2, curriculum=curriculum)
     assert seen == {("zebra", "sec"), ("zebra", "random"), ("arc", "sec"), ("arc", "random")}
+
+    # analysis reads the real outputs; a broken run dir is reported, not raised
+    broken = sweep / "9_broken"
+    broken.mkdir()
+    (broken / "metrics.jsonl").write_text('{"step": 1, "kind": "eval"}\n{"torn')
+    (broken / "config.yaml").write_text("task: {name: zebra}\n")
+    runs = load_runs([sweep])
+    assert runs.skipped == [(str(broken), "no train record in metrics.jsonl")]
+    assert sorted(runs.train.groupby(["task", "curriculum"]).size().tolist()) == [2, 2, 2, 2]
+    table = summarise([str(sweep)])
+    assert len(table) == 4 and table["done"].all()
+    assert set(table.loc[table["curriculum"] == "random", "final Q"]) == {"-"}
+    shutil.rmtree(broken)
 
     # a finished sweep re-run skips its finished jobs (done.json) and leaves metrics alone
     before = {j: (j / "metrics.jsonl").read_text() for j in jobs}
