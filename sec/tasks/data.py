@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,12 +39,20 @@ import pandas as pd
 from sec.tasks import puzzles
 from sec.tasks.rewards import SUPPORTED_GENERATORS
 
-__all__ = ["DATA_FORMAT_VERSION", "RECORD_COLUMNS", "cache_key", "load_task_data", "normalize_task_config"]
+__all__ = [
+    "DATA_FORMAT_VERSION",
+    "RECORD_COLUMNS",
+    "cache_key",
+    "check_task_data",
+    "load_task_data",
+    "manifest_path",
+    "normalize_task_config",
+]
 
 log = logging.getLogger("sec.tasks")
 
 #: Bump when the record layout or generation logic changes (invalidates every cache).
-DATA_FORMAT_VERSION = 1
+DATA_FORMAT_VERSION = 2
 RECORD_COLUMNS: tuple[str, ...] = ("id", "task", "level", "split", "question", "prompt", "answer", "metadata")
 _REQUIRED = (
     "name",
@@ -245,24 +254,57 @@ def _read_cache(path: Path, name: str) -> pd.DataFrame | None:
     return df
 
 
-def _generate(cfg: Mapping[str, Any], timeout_s: float, workers: int | None) -> pd.DataFrame:
-    def split_rows(split: str, levels: Sequence[int], n: int, exclude: set[str] | frozenset = frozenset()) -> list:
-        rows: list[dict[str, Any]] = []
-        for level in levels:
-            rows += puzzles.generate_items(
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _generate(
+    cfg: Mapping[str, Any], timeout_s: float, workers: int | None, shard_dir: Path
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Generate every (split, level) shard, or read it back if an earlier (interrupted)
+    generation already wrote it, and return the frame plus one manifest entry per shard."""
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    entries: list[dict[str, Any]] = []
+
+    def shard(split: str, level: int, n: int, exclude: set[str] | frozenset = frozenset()) -> list[dict[str, Any]]:
+        path = shard_dir / f"{split}-L{level}.parquet"
+        stats: dict[str, Any] = {"resumed": path.exists()}
+        if path.exists():
+            rows = pd.read_parquet(path).to_dict("records")
+            log.info("task %s: %s L%d shard read back from %s (resumed)", cfg["name"], split, level, path)
+        else:
+            rows = puzzles.generate_items(
                 cfg["name"], cfg["generator"], level, cfg["levels"][level], n, cfg["seed"], split,
-                exclude_questions=exclude, item_timeout_s=timeout_s, workers=workers,
+                exclude_questions=exclude, item_timeout_s=timeout_s, workers=workers, stats=stats,
             )  # fmt: skip
+            frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+            _atomic_write(path, lambda p: frame.to_parquet(p, index=False))
+        entries.append(
+            {
+                "split": split,
+                "level": level,
+                "rows": len(rows),
+                "seed": puzzles.derive_seed(cfg["seed"], cfg["name"], level, split),
+                "file": path.name,
+                "sha256": _sha256(path),
+                **stats,
+            }
+        )
         return rows
 
-    test_rows = split_rows("test", cfg["test_levels"], cfg["test_per_level"])
+    test_rows = [r for lv in cfg["test_levels"] for r in shard("test", lv, cfg["test_per_level"])]
     # a train item whose question is also a test question is replaced (never trained on test)
-    train_rows = split_rows("train", cfg["train_levels"], cfg["train_per_level"], {r["question"] for r in test_rows})
+    exclude = {r["question"] for r in test_rows}
+    train_rows = [r for lv in cfg["train_levels"] for r in shard("train", lv, cfg["train_per_level"], exclude)]
     df = pd.DataFrame(train_rows + test_rows, columns=list(RECORD_COLUMNS))
     df["level"] = df["level"].astype("int64")
     if df["id"].duplicated().any():  # cannot happen: ids embed split/level/position
         raise AssertionError("duplicate record ids")
-    return df
+    return df, entries
 
 
 def load_task_data(task_cfg: Mapping[str, Any], cache_dir: str | Path) -> pd.DataFrame:
@@ -298,9 +340,58 @@ def load_task_data(task_cfg: Mapping[str, Any], cache_dir: str | Path) -> pd.Dat
         workers = task_cfg.get("gen_workers")
         log.info("task %s: cache miss, generating %s", cfg["name"], path)
         t0 = time.perf_counter()
-        df = _generate(cfg, timeout_s, None if workers is None else int(workers))
-        meta = json.dumps(_key_payload(cfg), sort_keys=True, indent=1, default=str)
-        _atomic_write(path.with_suffix(".json"), lambda p: p.write_text(meta))
+        shard_dir = path.with_suffix(".shards")
+        df, shards = _generate(cfg, timeout_s, None if workers is None else int(workers), shard_dir)
         _atomic_write(path, lambda p: df.to_parquet(p, index=False))
-        log.info("task %s: generated %d rows in %.1f s -> %s", cfg["name"], len(df), time.perf_counter() - t0, path)
+        manifest = {
+            **_key_payload(cfg),
+            "cache_key": key,
+            "rows": len(df),
+            "sha256": _sha256(path),
+            "skipped_items": sum(int(e.get("skipped", 0)) for e in shards),
+            "shards": shards,
+            "seconds": time.perf_counter() - t0,
+        }
+        text = json.dumps(manifest, sort_keys=True, indent=1, default=str)
+        _atomic_write(manifest_path(path), lambda p: p.write_text(text))
+        shutil.rmtree(shard_dir, ignore_errors=True)  # the combined file now holds every shard
+        log.info("task %s: generated %d rows in %.1f s -> %s", cfg["name"], len(df), manifest["seconds"], path)
     return df
+
+
+def manifest_path(parquet: Path) -> Path:
+    """The manifest beside a cached parquet: the hashed config (generator and reasoning-gym
+    versions, levels, sizes, seed, prompts), per-shard counts, seeds, skips and checksums."""
+    return parquet.with_suffix(".json")
+
+
+def check_task_data(task_cfg: Mapping[str, Any], cache_dir: str | Path) -> str:
+    """State of a task's cached data: ``"ok"``, ``"missing"``, ``"corrupt: ..."`` (checksum or
+    row count differs from the manifest) or ``"stale: ..."`` (only data generated with another
+    reasoning-gym or data-format version exists for this config).
+
+    Raises:
+        ValueError: invalid config.
+    """
+    cfg = normalize_task_config(task_cfg)
+    path = Path(cache_dir) / cfg["name"] / f"{cache_key(cfg)}.parquet"
+    if path.exists() and manifest_path(path).exists():
+        manifest = json.loads(manifest_path(path).read_text())
+        if _sha256(path) != manifest.get("sha256"):
+            return f"corrupt: {path} does not match the sha256 of its manifest"
+        return "ok"
+    expected = _key_payload(cfg)
+    versions = ("reasoning_gym", "data_format_version")
+    for other in sorted(path.parent.glob("*.json")):
+        try:
+            manifest = json.loads(other.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        same_config = all(manifest.get(k) == v for k, v in expected.items() if k not in versions)
+        if same_config and any(manifest.get(k) != expected[k] for k in versions):
+            return (
+                f"stale: {other.with_suffix('.parquet').name} was generated with reasoning-gym "
+                f"{manifest.get('reasoning_gym')} (data format {manifest.get('data_format_version')}), "
+                f"installed {expected['reasoning_gym']} (data format {expected['data_format_version']})"
+            )
+    return "missing"

@@ -316,6 +316,7 @@ def generate_items(
     item_timeout_s: float = DEFAULT_ITEM_TIMEOUT_S,
     workers: int | None = None,
     progress: bool = True,
+    stats: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Generate ``n`` problem records of one (task, level, split).
 
@@ -338,6 +339,8 @@ def generate_items(
         item_timeout_s: per-item wall-clock limit in seconds.
         workers: generator processes; ``None`` picks :func:`default_workers`.
         progress: show a tqdm bar.
+        stats: if given, filled with ``skipped`` (reasoning-gym indices that failed or timed
+            out), ``dropped`` (excluded questions), ``seconds`` and ``workers``.
 
     Returns:
         ``n`` records with fields ``id`` (``"{task}/{split}/L{level}/{k:05d}"``), ``task``, ``level``,
@@ -418,4 +421,6 @@ def generate_items(
         1000 * elapsed / n,
         n_workers,
     )
+    if stats is not None:
+        stats.update(skipped=len(skipped), dropped=dropped, seconds=elapsed, workers=n_workers)
     return records
