@@ -1,0 +1,113 @@
+"""The Hydra launcher of ``hydra/launcher=slurm`` (conf/hydra/launcher/slurm.yaml); Hydra only
+loads launchers from the ``hydra_plugins`` namespace package, hence this module.
+
+:class:`SlurmLauncher` is hydra-submitit-launcher's ``SlurmLauncher`` (same job call, same
+``checkpoint()`` that makes a signalled job requeue itself) with two changes to ``launch``:
+
+* every job's resources are resolved from that job's own config, and jobs with equal
+  resources go out as one job array: ``model=qwen2.5_3b,qwen2.5_7b`` gets 4 and 8 GPUs;
+* the launcher waits for every job before it reports, and reports every failed job (its
+  overrides, error, SLURM job id, log file and run dir) in one error: a failing job neither
+  hides the others' failures nor stops the launcher waiting for the others.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+from omegaconf import OmegaConf
+
+from sec.slurm import SweepJobsFailed, executor_parameters, first_line
+
+log = logging.getLogger("sec.slurm")
+
+
+class SlurmLauncher(submitit_launcher.SlurmLauncher):
+    """hydra-submitit-launcher's SLURM launcher, one array per resource set and a complete
+    failure report (module doc)."""
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """Submit every job, wait for all, and return their results in order.
+
+        Raises:
+            SweepJobsFailed: one line per failed job (overrides, error, SLURM job id, log file,
+                run dir), after every job has ended.
+        """
+        import submitit
+
+        assert self.config is not None and self.hydra_context is not None
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        log.info(f"Submitit 'slurm' sweep output dir : {sweep_dir}")
+
+        # one array per distinct resource set, each job's set resolved from its own config
+        groups: dict[str, list[int]] = {}
+        params_of: dict[str, dict[str, Any]] = {}
+        for i, overrides in enumerate(job_overrides):
+            job_cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            params = OmegaConf.to_container(job_cfg.hydra.launcher, resolve=True)
+            assert isinstance(params, dict)
+            key = json.dumps(params, sort_keys=True, default=str)
+            params_of[key] = params
+            groups.setdefault(key, []).append(i)
+
+        jobs: dict[int, Any] = {}
+        for key, members in groups.items():
+            init, update = executor_parameters(params_of[key])
+            executor = submitit.AutoExecutor(cluster="slurm", **init)
+            executor.update_parameters(**update)
+            job_params = [
+                (
+                    list(job_overrides[i]),
+                    "hydra.sweep.dir",
+                    initial_job_idx + i,
+                    f"job_id_for_{initial_job_idx + i}",
+                    Singleton.get_state(),
+                )
+                for i in members
+            ]
+            submitted = executor.map_array(self, *zip(*job_params, strict=True))
+            for i, job in zip(members, submitted, strict=True):
+                jobs[i] = job
+                log.info(
+                    "\t#%d : %s -> SLURM job %s (log %s)",
+                    initial_job_idx + i,
+                    " ".join(filter_overrides(job_overrides[i])),
+                    job.job_id,
+                    job.paths.stdout,
+                )
+
+        returns: list[JobReturn] = []
+        failures: list[str] = []
+        for i, overrides in enumerate(job_overrides):
+            job = jobs[i]
+            where = f"SLURM job {job.job_id}, log {job.paths.stdout}"
+            name = f"#{initial_job_idx + i} {' '.join(filter_overrides(overrides))}"
+            try:
+                ret = job.results()[0]
+            except Exception as err:  # the job died: killed, out of memory, time limit, cancelled
+                failures.append(f"{name}: {first_line(err)} ({where}, state {job.state})")
+                continue
+            returns.append(ret)
+            if ret.status == JobStatus.FAILED:  # the run raised; Hydra's run_job caught it
+                try:
+                    ret.return_value  # noqa: B018 -- re-raises the run's exception
+                except Exception as err:
+                    failures.append(f"{name}: {type(err).__name__}: {err} ({where}, run dir {ret.working_dir})")
+        if failures:
+            report = f"{len(failures)} of {len(job_overrides)} SLURM jobs failed (the others finished):\n  " + (
+                "\n  ".join(failures)
+            )
+            log.error(report)
+            raise SweepJobsFailed(report)
+        return returns
