@@ -14,6 +14,8 @@ How the curriculum plugs in (TRL 1.16, no patching of TRL internals):
   returns and feeds the token-mean |A| of every rollout to the curriculum before the
   optimizer step, so the next draw sees it.
 * Metrics, evaluation and curriculum checkpoints go through a ``TrainerCallback``.
+* SLURM's preemption / time-limit signal (inside a submitit job) makes the step in progress
+  end with a checkpoint before submitit requeues the job (sec/preempt.py).
 
 This backend runs one process (``accelerate`` with several processes would need the
 curriculum draws synchronised across ranks: use ``backend=verl`` for multi-GPU runs).
@@ -32,6 +34,7 @@ import numpy as np
 
 from sec.backends.feed import CurriculumFeed, token_mean_abs
 from sec.evaluate import model_prompt
+from sec.preempt import PreemptionGuard
 
 if TYPE_CHECKING:
     from sec.workspace import Workspace
@@ -223,6 +226,29 @@ def _trainer_callback(ws: Workspace, feed: CurriculumFeed) -> Any:
     return SECCallback()
 
 
+def _preemption_callback(guard: PreemptionGuard) -> Any:
+    from transformers import TrainerCallback
+
+    class PreemptionCallback(TrainerCallback):
+        """Turns a preemption signal (``guard.requested``) into a checkpoint of the step in
+        progress and the end of ``train()`` (sec/preempt.py). Checked after the step and after
+        its log (our evaluation runs in ``on_log``), before the trainer's save decision."""
+
+        def _stop(self, control):
+            if guard.requested:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+        def on_step_end(self, args, state, control, **kw):
+            return self._stop(control)
+
+        def on_log(self, args, state, control, **kw):
+            return self._stop(control)
+
+    return PreemptionCallback()
+
+
 def train(ws: Workspace) -> None:
     """Run the RL fine-tuning of ``ws`` with TRL, resuming from the run's last checkpoint if
     one exists (model, optimizer, scheduler, RNG, data position and curriculum state).
@@ -248,13 +274,14 @@ def train(ws: Workspace) -> None:
     feed = CurriculumFeed(ws.policy, ws.train_records)
     n_slots = int(cfg.train.steps) * int(cfg.train.prompts_per_step)
     slots = Dataset.from_dict({"prompt": [""] * n_slots, "slot": list(range(n_slots))})
+    guard = PreemptionGuard()
     trainer = trainer_cls(
         model=model,
         reward_funcs=[make_reward_func(ws.train_score, f"{cfg.task.name}_reward", feed.record_rewards)],
         args=build_args(ws, config_cls),
         train_dataset=slots,
         processing_class=tokenizer,
-        callbacks=[_trainer_callback(ws, feed)],
+        callbacks=[_trainer_callback(ws, feed), _preemption_callback(guard)],
     )
     # our callback writes every step's record; TRL's console printer would repeat it as a dict
     from transformers import PrinterCallback
@@ -276,6 +303,9 @@ def train(ws: Workspace) -> None:
             log.info(
                 "no checkpoint to resume from: restarting, %d metric records of the earlier attempt dropped", dropped
             )
-    trainer.train(resume_from_checkpoint=resume)
+    with guard:
+        trainer.train(resume_from_checkpoint=resume)
+        if guard.requested and trainer.state.global_step < trainer.state.max_steps:
+            guard.hand_over()  # the checkpoint is saved: submitit requeues the job and exits
     if int(cfg.train.save_every) > 0:
         trainer.save_model(str(ws.run_dir / "final_model"))
