@@ -7,6 +7,8 @@ Run dir layout::
     metrics.jsonl      train and eval records (sec/metrics.py)
     checkpoints/       engine checkpoints, each with the curriculum state (curriculum.json)
     done.json          written last: final eval summary; a finished run is skipped on rerun
+    failed.json        written when the run raised: error, traceback, host, SLURM job and log
+                       paths; a rerun stops at once unless ``rerun_failed=true``
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import json
 import logging
 import os
 import random
+import socket
+import time
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,10 +38,15 @@ from sec.tasks import load_task_data, puzzle_reward
 log = logging.getLogger("sec.workspace")
 
 DONE = "done.json"
+FAILED = "failed.json"
 
 
 class ConfigError(ValueError):
     """A config value that cannot work (one line naming the key and the accepted values)."""
+
+
+class RunFailedBefore(RuntimeError):
+    """The run dir holds a ``failed.json`` and ``rerun_failed`` is false."""
 
 
 #: the mix's settings that every component of a multi-task task takes over
@@ -118,14 +128,62 @@ class Workspace:
         return (self.run_dir / DONE).exists()
 
     def run(self) -> dict[str, Any]:
-        """Train and evaluate, or return the summary of a run that already finished.
+        """Train and evaluate, or return the summary of a run that already finished; resume
+        an interrupted one from its last checkpoint (backend).
 
         Returns:
             the final summary: ``{"<split> pass@1": value, ...}`` of the last evaluation.
+
+        Raises:
+            RunFailedBefore: the run failed in an earlier attempt (``failed.json``) and
+                ``rerun_failed`` is not true.
+            Exception: whatever the run raised, after recording it in ``failed.json``.
         """
         if self.done:
             log.info("%s is finished (%s exists): skipped", self.run_dir, DONE)
             return json.loads((self.run_dir / DONE).read_text())
+        self._check_failed_before()
+        try:
+            return self._train_and_evaluate()
+        except Exception as exc:
+            self._record_failure(exc)
+            raise
+
+    def _check_failed_before(self) -> None:
+        marker = self.run_dir / FAILED
+        if not marker.exists():
+            return
+        try:
+            error = json.loads(marker.read_text()).get("error", "?")
+        except (OSError, json.JSONDecodeError):
+            error = "unreadable failed.json"
+        if not bool(self.cfg.get("rerun_failed", False)):
+            raise RunFailedBefore(
+                f"{self.run_dir} failed before ({error}; see {marker}): not rerun; rerun_failed=true runs it again"
+            )
+        log.warning("%s failed before (%s): running it again (rerun_failed=true)", self.run_dir, error)
+        marker.unlink()
+
+    def _record_failure(self, exc: Exception) -> None:
+        from sec.slurm import job_info
+
+        info = {
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "host": socket.gethostname(),
+            **job_info(),
+        }
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.run_dir / (FAILED + ".tmp")
+            tmp.write_text(json.dumps(info, indent=2))
+            os.replace(tmp, self.run_dir / FAILED)
+        except OSError as err:  # an unwritable run dir must not hide the original error
+            log.error("could not write %s: %s", self.run_dir / FAILED, err)
+        log.exception("run failed: %s (recorded in %s)", info["error"], self.run_dir / FAILED)
+
+    def _train_and_evaluate(self) -> dict[str, Any]:
         check_config(self.cfg)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
