@@ -44,9 +44,11 @@ __all__ = [
     "RECORD_COLUMNS",
     "cache_key",
     "check_task_data",
+    "generate_shard",
     "load_task_data",
     "manifest_path",
     "normalize_task_config",
+    "shard_plan",
 ]
 
 log = logging.getLogger("sec.tasks")
@@ -262,6 +264,44 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _shard(
+    cfg: Mapping[str, Any],
+    shard_dir: Path,
+    split: str,
+    level: int,
+    n: int,
+    exclude: set[str] | frozenset,
+    timeout_s: float,
+    workers: int | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One (split, level) shard: generated into ``shard_dir``, or read back if an earlier
+    (interrupted) generation or an array task already wrote it; returns its rows and its
+    manifest entry."""
+    path = shard_dir / f"{split}-L{level}.parquet"
+    stats: dict[str, Any] = {"resumed": path.exists()}
+    if path.exists():
+        rows = pd.read_parquet(path).to_dict("records")
+        log.info("task %s: %s L%d shard read back from %s (resumed)", cfg["name"], split, level, path)
+    else:
+        rows = puzzles.generate_items(
+            cfg["name"], cfg["generator"], level, cfg["levels"][level], n, cfg["seed"], split,
+            exclude_questions=exclude, item_timeout_s=timeout_s, workers=workers, stats=stats,
+        )  # fmt: skip
+        frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, lambda p: frame.to_parquet(p, index=False))
+    entry = {
+        "split": split,
+        "level": level,
+        "rows": len(rows),
+        "seed": puzzles.derive_seed(cfg["seed"], cfg["name"], level, split),
+        "file": path.name,
+        "sha256": _sha256(path),
+        **stats,
+    }
+    return rows, entry
+
+
 def _generate(
     cfg: Mapping[str, Any], timeout_s: float, workers: int | None, shard_dir: Path
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -271,29 +311,8 @@ def _generate(
     entries: list[dict[str, Any]] = []
 
     def shard(split: str, level: int, n: int, exclude: set[str] | frozenset = frozenset()) -> list[dict[str, Any]]:
-        path = shard_dir / f"{split}-L{level}.parquet"
-        stats: dict[str, Any] = {"resumed": path.exists()}
-        if path.exists():
-            rows = pd.read_parquet(path).to_dict("records")
-            log.info("task %s: %s L%d shard read back from %s (resumed)", cfg["name"], split, level, path)
-        else:
-            rows = puzzles.generate_items(
-                cfg["name"], cfg["generator"], level, cfg["levels"][level], n, cfg["seed"], split,
-                exclude_questions=exclude, item_timeout_s=timeout_s, workers=workers, stats=stats,
-            )  # fmt: skip
-            frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
-            _atomic_write(path, lambda p: frame.to_parquet(p, index=False))
-        entries.append(
-            {
-                "split": split,
-                "level": level,
-                "rows": len(rows),
-                "seed": puzzles.derive_seed(cfg["seed"], cfg["name"], level, split),
-                "file": path.name,
-                "sha256": _sha256(path),
-                **stats,
-            }
-        )
+        rows, entry = _shard(cfg, shard_dir, split, level, n, exclude, timeout_s, workers)
+        entries.append(entry)
         return rows
 
     test_rows = [r for lv in cfg["test_levels"] for r in shard("test", lv, cfg["test_per_level"])]
@@ -357,6 +376,58 @@ def load_task_data(task_cfg: Mapping[str, Any], cache_dir: str | Path) -> pd.Dat
         shutil.rmtree(shard_dir, ignore_errors=True)  # the combined file now holds every shard
         log.info("task %s: generated %d rows in %.1f s -> %s", cfg["name"], len(df), manifest["seconds"], path)
     return df
+
+
+def shard_plan(task_cfg: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """The (split, level) shards of a task's set, in the order they must be made: every test
+    shard, then every train shard (train items equal to a test item are replaced, so the train
+    shards read the test shards).
+
+    Raises:
+        ValueError: invalid config.
+    """
+    cfg = normalize_task_config(task_cfg)
+    return [("test", lv) for lv in cfg["test_levels"]] + [("train", lv) for lv in cfg["train_levels"]]
+
+
+def generate_shard(task_cfg: Mapping[str, Any], cache_dir: str | Path, split: str, level: int) -> int:
+    """Generate one (split, level) shard of a task's set into the shard directory that
+    :func:`load_task_data` resumes from (one SLURM array task of ``python -m sec.data --slurm``);
+    a later :func:`load_task_data` assembles the shards into the cached set and its manifest.
+    Nothing is done when the shard or the whole set already exists.
+
+    Args:
+        task_cfg: as for :func:`load_task_data` (``gen_workers``: generator processes).
+        cache_dir: the data cache (``<paths.cache_dir>/data``).
+        split: ``"test"`` or ``"train"``.
+        level: a level of ``test_levels`` / ``train_levels`` respectively.
+
+    Returns:
+        rows in the shard (0 when the whole set was already cached).
+
+    Raises:
+        ValueError: invalid config, split or level.
+        FileNotFoundError: a train shard is asked for before every test shard exists.
+    """
+    cfg = normalize_task_config(task_cfg)
+    if (split, level) not in shard_plan(cfg):
+        raise ValueError(f"task {cfg['name']!r}: no shard ({split!r}, {level}); shards: {shard_plan(cfg)}")
+    path = Path(cache_dir) / cfg["name"] / f"{cache_key(cfg)}.parquet"
+    if path.exists():
+        return 0
+    shard_dir = path.with_suffix(".shards")
+    exclude: set[str] = set()
+    if split == "train":
+        for lv in cfg["test_levels"]:
+            test_shard = shard_dir / f"test-L{lv}.parquet"
+            if not test_shard.exists():
+                raise FileNotFoundError(f"{test_shard} missing: the test shards must exist before the train shards")
+            exclude |= set(pd.read_parquet(test_shard, columns=["question"])["question"])
+    n = cfg["test_per_level"] if split == "test" else cfg["train_per_level"]
+    timeout_s = float(task_cfg.get("item_timeout_s", puzzles.DEFAULT_ITEM_TIMEOUT_S))
+    workers = task_cfg.get("gen_workers")
+    rows, _ = _shard(cfg, shard_dir, split, level, n, exclude, timeout_s, None if workers is None else int(workers))
+    return len(rows)
 
 
 def manifest_path(parquet: Path) -> Path:
