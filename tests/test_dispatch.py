@@ -1,0 +1,154 @@
+"""SLURM launcher configuration, the preemption guard and idempotent reruns: what needs no
+cluster (tests/test_slurm.py runs the real SLURM jobs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import submitit
+from hydra import compose, initialize_config_dir
+from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
+from omegaconf import OmegaConf
+
+from conftest import CONF, ROOT
+from sec.metrics import read_metrics
+from sec.preempt import PreemptionGuard, preempt_signal
+from sec.slurm import executor_parameters
+
+TARGET = "hydra_plugins.sec_slurm.launcher.SlurmLauncher"
+
+
+def launcher(*overrides: str) -> dict:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm", *overrides], return_hydra_config=True)
+    return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)  # type: ignore[return-value]
+
+
+def test_hydra_finds_the_launcher_plugin():
+    found = {f"{c.__module__}.{c.__name__}" for c in Plugins.instance().discover(Launcher)}
+    assert TARGET in found
+
+
+@pytest.mark.parametrize(
+    ("overrides", "gpus", "cpus", "mem_gb"),
+    [
+        (["profile=tiny"], None, 1, 4),
+        (["profile=cpu"], None, 2, 16),
+        (["profile=paper", "model=smollm2_135m"], 1, 8, 32),
+        (["profile=paper", "model=qwen2.5_3b"], 4, 32, 256),
+        (["profile=paper", "model=qwen2.5_7b"], 8, 64, 512),
+    ],
+)
+def test_resources_come_from_the_model_preset_and_the_profile(overrides, gpus, cpus, mem_gb):
+    params = launcher(*overrides)
+    assert params["_target_"] == TARGET
+    assert (params["gpus_per_node"], params["cpus_per_task"], params["mem_gb"]) == (gpus, cpus, mem_gb)
+    assert params["max_num_timeout"] > 0  # requeue after a time limit: runs resume from their checkpoint
+    assert params["stderr_to_stdout"] and params["partition"] is None
+    # every option is one that submitit's SLURM executor accepts
+    init, update = executor_parameters(params)
+    executor = submitit.AutoExecutor(cluster="slurm", **{**init, "folder": "/tmp/unused/%j"})
+    executor.update_parameters(**update)
+
+
+def test_placement_comes_from_the_local_config_and_the_command_line():
+    params = launcher("local=example")
+    assert (params["partition"], params["account"], params["qos"], params["constraint"]) == (
+        "gpu",
+        "my_project",
+        "normal",
+        "h100",
+    )
+    assert params["additional_parameters"] == {"mail-type": "FAIL"}
+    assert launcher("local=example", "slurm.partition=debug", "slurm.timeout_min=30")["partition"] == "debug"
+    assert launcher("slurm.timeout_min=30")["timeout_min"] == 30
+
+
+def test_the_local_launcher_stays_the_default():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ == "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+    assert "rerun_failed" in cfg.hydra.job.config.override_dirname.exclude_keys
+
+
+def test_guard_defers_the_job_runners_handler_until_the_checkpoint_is_saved():
+    calls = []
+
+    def job_runner(signum, frame):  # stands for submitit's checkpoint-and-requeue handler
+        calls.append(signum)
+
+    previous = signal.signal(signal.SIGUSR2, job_runner)
+    try:
+        with PreemptionGuard() as guard:
+            assert guard.active and not guard.requested
+            os.kill(os.getpid(), signal.SIGUSR2)
+            assert guard.requested and calls == []  # only noted: the step goes on
+            os.kill(os.getpid(), signal.SIGUSR2)  # a second signal changes nothing
+            guard.hand_over()
+            assert calls == [signal.SIGUSR2]
+            assert signal.getsignal(signal.SIGUSR2) is job_runner
+        assert signal.getsignal(signal.SIGUSR2) is job_runner
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_guard_stays_out_of_the_way_outside_a_job():
+    previous = signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    try:
+        with PreemptionGuard() as guard:
+            assert not guard.active and signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
+        with pytest.raises(RuntimeError, match="without a received preemption signal"):
+            guard.hand_over()
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_preempt_signal_follows_submitit(monkeypatch):
+    assert preempt_signal() == signal.SIGUSR2
+    monkeypatch.setenv("SUBMITIT_PREEMPT_SIGNAL", "USR1")
+    assert preempt_signal() == signal.SIGUSR1
+    monkeypatch.setenv("SUBMITIT_PREEMPT_SIGNAL", "NOPE")
+    with pytest.raises(ValueError, match="SUBMITIT_PREEMPT_SIGNAL"):
+        preempt_signal()
+
+
+def run_sweep(*args: str, cache: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if cache:
+        env["SEC_CACHE_DIR"] = cache
+    return subprocess.run(
+        [sys.executable, "-m", "sec.launch", "-m", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
+def test_a_failed_run_is_recorded_and_rerun_only_on_request(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ("profile=tiny", "task=countdown", "curriculum=sec", "train.steps=1", f"hydra.sweep.dir={sweep}")
+    # attempt 1 fails: the data cache is a file, not a directory
+    broken_cache = tmp_path / "not_a_dir"
+    broken_cache.write_text("")
+    r = run_sweep(*args, cache=str(broken_cache))
+    assert r.returncode != 0
+    (job,) = [p for p in sweep.iterdir() if p.is_dir()]
+    failed = json.loads((job / "failed.json").read_text())
+    assert str(broken_cache) in failed["error"] and "Traceback" in failed["traceback"]
+    assert "slurm_job_id" not in failed and not (job / "done.json").exists()
+
+    # attempt 2, with a working cache: the failed run is not run again without being asked
+    r = run_sweep(*args)
+    assert r.returncode != 0 and "failed before" in r.stderr and "rerun_failed=true" in r.stderr
+    assert json.loads((job / "failed.json").read_text()) == failed
+
+    # attempt 3 asks for it: same job dir (the flag is not in its name), the run finishes
+    r = run_sweep(*args, "rerun_failed=true")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert [p for p in sweep.iterdir() if p.is_dir()] == [job]
+    assert (job / "done.json").exists() and not (job / "failed.json").exists()
+    assert [r["step"] for r in read_metrics(job / "metrics.jsonl") if r["kind"] == "train"] == [1]

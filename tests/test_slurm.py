@@ -1,0 +1,260 @@
+"""SLURM dispatch against a real cluster: the local single-node one of
+``scripts/slurm_local.sh start`` (``.ci/run`` starts it). Without a running SLURM these tests
+are skipped, except in CI (``CI=true``), where they fail.
+
+Real `python -m sec.launch -m hydra/launcher=slurm` sweeps on the tiny profile: the 2 x 2
+sweep as one job array with the same outputs as a local run, failing jobs reported with their
+logs while the others finish, a job signalled mid-run (USR2, as SLURM does before a time
+limit) that checkpoints, is requeued and resumes with every step once, and data generation
+as array tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from test_launch import check_run
+
+from conftest import CONF, ROOT
+from sec.metrics import read_metrics
+from sec.tasks.data import cache_key, load_task_data
+from sec.workspace import task_components
+
+pytestmark = pytest.mark.slurm
+
+SWEEP_2X2 = ("profile=tiny", "task=zebra,arc", "curriculum=sec,random")
+
+
+def slurm_unavailable() -> str | None:
+    """Why SLURM cannot run jobs here, or None when it can (a node up, accounting working)."""
+    for tool in ("sbatch", "sinfo", "sacct", "scontrol"):
+        if shutil.which(tool) is None:
+            return f"`{tool}` not found"
+    try:
+        states = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=20)
+        acct = subprocess.run(["sacct", "-n", "-X", "-S", "now"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "sinfo/sacct time out"
+    if states.returncode != 0:
+        return f"sinfo fails: {states.stderr.strip()[:200]}"
+    if not {"idle", "mixed", "allocated", "completing"} & set(states.stdout.split()):
+        return f"no node up (sinfo: {states.stdout.split() or 'none'})"
+    if acct.returncode != 0:
+        return f"sacct fails (no accounting): {acct.stderr.strip()[:200]}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm() -> None:
+    reason = slurm_unavailable()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI needs a running SLURM, but {reason}; .ci/run starts one with scripts/slurm_local.sh start")
+    pytest.skip(f"no local SLURM ({reason}); `bash scripts/slurm_local.sh start` runs one on this machine")
+
+
+def sec_launch(*args: str, threads: int | None = None, timeout: int = 900, **popen: object) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sec.launch", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,  # type: ignore[arg-type]
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: int = 900) -> tuple[int, str]:
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def submitted(output: str) -> dict[int, str]:
+    """Hydra job number -> SLURM job id, from the launcher's log lines."""
+    return {int(n): jid for n, jid in re.findall(r"#(\d+) : .*? -> SLURM job (\S+) \(log", output)}
+
+
+def sacct_states(job: str, attempts: bool = False, timeout: float = 60) -> list[str]:
+    """``JobID|State`` lines of a job (or of each array task), once none is still running:
+    submitit hands the result over a moment before SLURM records the job step's end."""
+    cmd = ["sacct", "-n", "-X", "-P", "-j", job, "-o", "JobID,State", *(["-D"] if attempts else [])]
+    deadline = time.time() + timeout
+    while True:
+        lines = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+        if time.time() > deadline or not any(s.endswith(("|RUNNING", "|COMPLETING", "|PENDING")) for s in lines):
+            return lines
+        time.sleep(1)
+
+
+def comparable(records: list[dict]) -> list[dict]:
+    """Metrics records without wall-clock fields."""
+    return [{k: v for k, v in r.items() if "time" not in k} for r in records]
+
+
+def assert_same_records(a: list[dict], b: list[dict]) -> None:
+    a, b = comparable(a), comparable(b)
+    assert [(r["step"], r["kind"]) for r in a] == [(r["step"], r["kind"]) for r in b]
+    for x, y in zip(a, b, strict=True):
+        assert x.keys() == y.keys()
+        for k in x:
+            if isinstance(x[k], float):
+                assert x[k] == pytest.approx(y[k], rel=1e-4, abs=1e-6), (x["step"], x["kind"], k)
+            else:
+                assert x[k] == y[k], (x["step"], x["kind"], k)
+
+
+def job_dirs(sweep: Path) -> dict[int, Path]:
+    return {int(p.name.split("_", 1)[0]): p for p in sweep.iterdir() if p.is_dir() and p.name[0].isdigit()}
+
+
+def test_sweep_2x2_is_one_array_with_local_outputs_and_failures_are_reported(slurm, tmp_path):
+    sweep, local = tmp_path / "slurm", tmp_path / "local"
+    t0 = time.perf_counter()
+    proc = sec_launch("-m", "hydra/launcher=slurm", *SWEEP_2X2, f"hydra.sweep.dir={sweep}")
+    # meanwhile the Zebra half with the local launcher (jobs 0 and 1 of the same sweep), one
+    # thread as the 1-CPU SLURM jobs; test_launch.py runs the whole sweep locally
+    rc_local, out_local = finish(
+        sec_launch("-m", "profile=tiny", "task=zebra", "curriculum=sec,random", f"hydra.sweep.dir={local}", threads=1)
+    )
+    assert rc_local == 0, out_local[-4000:]
+    rc, out = finish(proc)
+    assert rc == 0, out[-4000:]
+    print(f"2x2 on SLURM (and locally meanwhile): {time.perf_counter() - t0:.0f} s")
+
+    # 4 real SLURM jobs, one array, each finished in its own run dir
+    jobs = submitted(out)
+    assert sorted(jobs) == [0, 1, 2, 3]
+    arrays = {jid.split("_")[0] for jid in jobs.values()}
+    assert len(arrays) == 1 and sorted(int(j.split("_")[1]) for j in jobs.values()) == [0, 1, 2, 3]
+    assert sorted(sacct_states(arrays.pop())) == sorted(f"{jid}|COMPLETED" for jid in jobs.values())
+
+    ran, ref = job_dirs(sweep), job_dirs(local)
+    assert sorted(ran) == [0, 1, 2, 3] and sorted(ref) == [0, 1]
+    for n, run in ran.items():
+        task = "zebra" if "task=zebra" in run.name else "arc"
+        curriculum = "sec" if "curriculum=sec" in run.name else "random"
+        records = check_run(run, steps=2, curriculum=curriculum)
+        # the job ran the config a local run composes
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("config", overrides=["profile=tiny", f"task={task}", f"curriculum={curriculum}"])
+        assert (run / "config.yaml").read_text() == OmegaConf.to_yaml(cfg, resolve=True)
+        if n in ref:  # and wrote what the local run wrote
+            assert run.name == ref[n].name
+            assert_same_records(records, read_metrics(ref[n] / "metrics.jsonl"))
+            assert (run / "config.yaml").read_text() == (ref[n] / "config.yaml").read_text()
+            assert json.loads((run / "done.json").read_text()) == json.loads((ref[n] / "done.json").read_text())
+
+    # rerun into the same sweep dir with two jobs that fail (sec_2d needs a multi-task task):
+    # the finished jobs 0 and 2 are skipped, the failures are reported with their logs
+    before = {n: (ran[n] / "metrics.jsonl").read_text() for n in (0, 2)}
+    failing = ("profile=tiny", "task=zebra,arc", "curriculum=sec,sec_2d", f"hydra.sweep.dir={sweep}")
+    rc, out = finish(sec_launch("-m", "hydra/launcher=slurm", *failing))
+    assert rc != 0
+    assert "2 of 4 SLURM jobs failed (the others finished)" in out, out[-4000:]
+    report = {int(m[0]): m[1] for m in re.findall(r"^\s+#(\d+) (.*)$", out, flags=re.M) if "ConfigError" in m[1]}
+    assert sorted(report) == [1, 3]
+    for n, line in report.items():
+        assert "curriculum=sec_2d" in line and "needs a multi-task task" in line
+        log_file = Path(re.search(r"log (\S+_log\.out)", line).group(1))
+        assert log_file.exists() and "ConfigError" in log_file.read_text()
+        run_dir = next(p for p in sweep.iterdir() if p.name.startswith(f"{n}_curriculum=sec_2d"))
+        failed = json.loads((run_dir / "failed.json").read_text())
+        assert failed["error"].startswith("ConfigError") and failed["log"] == str(log_file)
+        assert failed["slurm_job_id"] == submitted(out)[n]
+    for n in (0, 2):
+        assert (ran[n] / "metrics.jsonl").read_text() == before[n]
+        log_file = Path(re.search(r"log (\S+_log\.out)", submitted_line(out, n)).group(1))
+        assert "is finished (done.json exists): skipped" in log_file.read_text()
+
+
+def submitted_line(output: str, n: int) -> str:
+    return next(line for line in output.splitlines() if f"#{n} : " in line and "SLURM job" in line)
+
+
+def test_signalled_job_checkpoints_requeues_and_resumes_every_step_once(slurm, tmp_path):
+    """Two runs with the same seed in one array; the second gets SLURM's USR2 mid-run."""
+    sweep = tmp_path / "sweep"
+    # no periodic checkpoint (save_every > steps): only the signal and the end of training save
+    args = ("profile=tiny", "task=countdown", "curriculum=sec", "train.steps=6", "train.save_every=100")
+    t0 = time.perf_counter()
+    proc = sec_launch("-m", "hydra/launcher=slurm", *args, "tag=ref,pre", f"hydra.sweep.dir={sweep}")
+    metrics = None
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        found = list(sweep.glob("1_*/metrics.jsonl"))
+        if found and sum(r["kind"] == "train" for r in read_metrics(found[0])) >= 2:
+            metrics = found[0]
+            break
+        time.sleep(0.5)
+    assert metrics is not None, "the run never reached step 2"
+    log_lines = []
+    for line in proc.stdout:  # the launcher has printed its job ids long before step 2
+        log_lines.append(line)
+        if "#1 : " in line and "SLURM job" in line:
+            break
+    job_id = submitted("".join(log_lines))[1]
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    rc, out = finish(proc)
+    assert rc == 0, out[-4000:]
+    print(f"signalled sweep: {time.perf_counter() - t0:.0f} s")
+
+    ref, pre = sorted(job_dirs(sweep).items())
+    ref_dir, pre_dir = ref[1], pre[1]
+    assert "tag=pre" in pre_dir.name
+    run_log = (pre_dir / "launch.log").read_text()
+    assert "caught SIGUSR2" in run_log and "handing SIGUSR2 over to the job runner (requeue)" in run_log
+    # the only checkpoint before the end is the one the signal made (save_every=100)
+    step = int(re.search(r"resuming from \S*checkpoint-(\d+) \(step", run_log).group(1))
+    assert 2 <= step < 6 and (pre_dir / "checkpoints" / f"checkpoint-{step}" / "curriculum.json").exists()
+    # SLURM requeued it: the accounting has the first attempt as REQUEUED
+    history = sacct_states(job_id, attempts=True)
+    assert history == [f"{job_id}|REQUEUED", f"{job_id}|COMPLETED"], history
+
+    records = check_run(pre_dir, steps=6, curriculum="sec")  # every step exactly once
+    assert_same_records(records, read_metrics(ref_dir / "metrics.jsonl"))
+    state = [
+        json.loads((d / "checkpoints" / "checkpoint-6" / "curriculum.json").read_text()) for d in (ref_dir, pre_dir)
+    ]
+    assert state[0]["rng"] == state[1]["rng"] and state[0]["counts"] == state[1]["counts"]
+    assert state[0]["q"] == pytest.approx(state[1]["q"], abs=1e-6)
+
+
+def test_data_generation_as_a_slurm_array(slurm, tmp_path):
+    env = dict(os.environ, SEC_CACHE_DIR=str(tmp_path / "cache"))
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "sec.data", "--tasks", "countdown", "--profile", "tiny", "--slurm"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-4000:]
+    print(f"data shards on SLURM: {time.perf_counter() - t0:.0f} s")
+    logs = out.stdout + out.stderr
+    # 4 test shards, then 3 train shards: two arrays
+    shard_jobs = re.findall(r"countdown (test|train) L(\d) -> SLURM job (\d+)_(\d+)", logs)
+    assert sorted((s, int(lv)) for s, lv, _, _ in shard_jobs) == sorted(
+        [("test", lv) for lv in (1, 2, 3, 4)] + [("train", lv) for lv in (1, 2, 3)]
+    )
+    assert len({(s, a) for s, _, a, _ in shard_jobs}) == 2
+    assert logs.count("(resumed)") == 7  # the sets were assembled from the array's shards
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        task = task_components(compose("config", overrides=["task=countdown", "profile=tiny"]).task)[0]
+    made = pd.read_parquet(tmp_path / "cache" / "data" / "countdown" / f"{cache_key(task)}.parquet")
+    local = load_task_data(task, tmp_path / "local")
+    pd.testing.assert_frame_equal(made, local)  # the same set as a local generation
