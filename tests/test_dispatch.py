@@ -19,7 +19,8 @@ from omegaconf import OmegaConf
 from conftest import CONF, ROOT
 from sec.metrics import read_metrics
 from sec.preempt import PreemptionGuard, preempt_signal
-from sec.slurm import executor_parameters
+from sec.slurm import executor_parameters, first_line
+from sec.tasks.data import generate_shard
 
 TARGET = "hydra_plugins.sec_slurm.launcher.SlurmLauncher"
 
@@ -75,6 +76,18 @@ def test_the_local_launcher_stays_the_default():
         cfg = compose("config", return_hydra_config=True)
     assert cfg.hydra.launcher._target_ == "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
     assert "rerun_failed" in cfg.hydra.job.config.override_dirname.exclude_keys
+
+
+def test_a_failed_job_is_reported_by_its_error_line(tmp_path):
+    """The launcher's one-line report of a job that died, from a real submitit failure (a data
+    shard job with a broken task config)."""
+    executor = submitit.AutoExecutor(folder=tmp_path / "%j", cluster="local")
+    executor.update_parameters(timeout_min=2)
+    job = executor.submit(generate_shard, {"name": "broken"}, tmp_path, "test", 1)
+    with pytest.raises(submitit.core.utils.FailedJobError) as failure:
+        job.result()
+    assert first_line(failure.value).startswith("ValueError: task config is missing field(s) ['generator'")
+    assert first_line(RuntimeError("one\ntwo")) == "RuntimeError: one"
 
 
 def test_guard_defers_the_job_runners_handler_until_the_checkpoint_is_saved():
