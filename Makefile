@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 SHELL := /bin/bash
 
-.PHONY: help install test test-all lint format sweep bench clean
+.PHONY: help install test test-all lint format sweep bench clean slurm-start slurm-stop test-slurm
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -14,6 +14,15 @@ test: ## Run the default test suite (fast; what CI runs)
 
 test-all: ## Run every test, the slow ones (real SmolLM2 runs) included
 	$(PY) -m pytest -q
+
+test-slurm: ## Run the SLURM tests only (needs `make slurm-start`)
+	$(PY) -m pytest -m slurm -q
+
+slurm-start: ## Install (apt, root) and start a single-node SLURM on this machine (scripts/slurm_local.sh)
+	bash scripts/slurm_local.sh start
+
+slurm-stop: ## Stop the SLURM daemons that slurm-start started
+	bash scripts/slurm_local.sh stop
 
 lint: ## ruff lint + format check
 	$(PY) -m ruff check .
