@@ -66,7 +66,9 @@ def executor_parameters(params: Mapping[str, Any], cluster: str = "slurm") -> tu
 
 def first_line(err: BaseException) -> str:
     """One line for a failed job's error: for submitit's ``FailedJobError`` (whose message
-    carries the job's traceback) the traceback's last line, else ``Type: first line``."""
+    carries the job's traceback) the traceback's last line; for its ``UncompletedJobError``
+    (the job was killed or cancelled; the SLURM state says why) a fixed text; else
+    ``Type: first line``."""
     text = str(err).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     # submitit's FailedJobError carries the job's traceback: its last line is the error
@@ -75,4 +77,6 @@ def first_line(err: BaseException) -> str:
         tail = [ln.strip() for ln in trace.splitlines() if ln.strip() and not set(ln.strip()) <= {"-"}]
         if tail:
             return tail[-1]
+    if "has not produced any output" in text:  # submitit's UncompletedJobError: killed, cancelled, ...
+        return f"{type(err).__name__}: the job ended without a result"
     return f"{type(err).__name__}: {lines[0] if lines else ''}"

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import submitit
@@ -88,6 +89,13 @@ def test_a_failed_job_is_reported_by_its_error_line(tmp_path):
         job.result()
     assert first_line(failure.value).startswith("ValueError: task config is missing field(s) ['generator'")
     assert first_line(RuntimeError("one\ntwo")) == "RuntimeError: one"
+
+    killed = executor.submit(time.sleep, 120)  # a job cancelled while it runs: no result at all
+    time.sleep(2)
+    killed.cancel()
+    with pytest.raises(submitit.core.utils.UncompletedJobError) as failure:
+        killed.result()
+    assert first_line(failure.value) == "UncompletedJobError: the job ended without a result"
 
 
 def test_guard_defers_the_job_runners_handler_until_the_checkpoint_is_saved():

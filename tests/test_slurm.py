@@ -174,6 +174,7 @@ def test_sweep_2x2_is_one_array_with_local_outputs_and_failures_are_reported(slu
         log_file = Path(re.search(r"log (\S+_log\.out)", line).group(1))
         assert log_file.exists() and "ConfigError" in log_file.read_text()
         run_dir = next(p for p in sweep.iterdir() if p.name.startswith(f"{n}_curriculum=sec_2d"))
+        assert line.endswith(f"run dir {run_dir})")
         failed = json.loads((run_dir / "failed.json").read_text())
         assert failed["error"].startswith("ConfigError") and failed["log"] == str(log_file)
         assert failed["slurm_job_id"] == submitted(out)[n]

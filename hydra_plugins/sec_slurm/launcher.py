@@ -103,7 +103,8 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
                 try:
                     ret.return_value  # noqa: B018 -- re-raises the run's exception
                 except Exception as err:
-                    failures.append(f"{name}: {type(err).__name__}: {err} ({where}, run dir {ret.working_dir})")
+                    run_dir = ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else "?"
+                    failures.append(f"{name}: {type(err).__name__}: {err} ({where}, run dir {run_dir})")
         if failures:
             report = f"{len(failures)} of {len(job_overrides)} SLURM jobs failed (the others finished):\n  " + (
                 "\n  ".join(failures)
