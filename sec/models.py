@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 import socket
 import time
 from collections.abc import Mapping
@@ -102,10 +103,26 @@ def _materialise_package(cfg: Mapping[str, Any], cache_dir: Path) -> Path:
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, target)
+    publish_dir(tmp, target)
     log.info("dequantised in %.1fs", time.perf_counter() - t0)
     return target
+
+
+def publish_dir(tmp: Path, target: Path) -> None:
+    """Move a freshly written model directory into place. Jobs of a sweep sharing a cache may
+    write the same model at once (both copies are identical): the first one in wins, the
+    others drop theirs.
+
+    Raises:
+        OSError: if ``target`` cannot be written and holds no model (``config.json``).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        if not (target / "config.json").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _materialise_random(cfg: Mapping[str, Any], cache_dir: Path) -> Path:
@@ -138,8 +155,7 @@ def _materialise_random(cfg: Mapping[str, Any], cache_dir: Path) -> Path:
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, target)
+    publish_dir(tmp, target)
     return target
 
 

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from conftest import CONF, ROOT
 from sec.metrics import read_metrics
+from sec.models import publish_dir
 from sec.preempt import PreemptionGuard, preempt_signal
 from sec.slurm import executor_parameters, first_line
 from sec.tasks.data import generate_shard
@@ -173,3 +174,19 @@ def test_a_failed_run_is_recorded_and_rerun_only_on_request(tmp_path):
     assert [p for p in sweep.iterdir() if p.is_dir()] == [job]
     assert (job / "done.json").exists() and not (job / "failed.json").exists()
     assert [r["step"] for r in read_metrics(job / "metrics.jsonl") if r["kind"] == "train"] == [1]
+
+
+def test_sweep_jobs_sharing_a_cache_publish_one_model(tmp_path):
+    """Two jobs that materialise the same model at once: the second keeps the first's copy."""
+    target = tmp_path / "models" / "tiny"
+    for i in (1, 2):
+        tmp = tmp_path / f"tiny.tmp{i}"
+        tmp.mkdir()
+        (tmp / "config.json").write_text(str(i))
+        publish_dir(tmp, target)
+    assert (target / "config.json").read_text() == "1" and not (tmp_path / "tiny.tmp2").exists()
+    occupied = tmp_path / "occupied"
+    (occupied / "other").mkdir(parents=True)  # a non-empty dir that holds no model
+    (tmp_path / "tiny.tmp3").mkdir()
+    with pytest.raises(OSError):
+        publish_dir(tmp_path / "tiny.tmp3", occupied)
