@@ -5,6 +5,7 @@ Examples::
 
     python -m sec.launch task=zebra curriculum=sec
     python -m sec.launch -m task=zebra,arc curriculum=sec,random
+    python -m sec.launch -m hydra/launcher=slurm task=zebra,arc curriculum=sec,random   # SLURM array
 """
 
 from __future__ import annotations
