@@ -1,4 +1,4 @@
-"""Answer extraction and rule-based rewards for the puzzle tasks (SEC.md §2).
+"""Answer extraction and rule-based rewards for the puzzle and Math tasks (SEC.md §2).
 
 * The answer is the content of the last ``\\boxed{...}`` of a completion (SEC.md §2: "released code
   extracts the answer from the last ``\\boxed{...}``").
@@ -267,7 +267,7 @@ def _decode_answer(raw: Any) -> Mapping[str, Any]:
 
 
 def puzzle_reward(completion: str, record: Mapping[str, Any], *, train: bool, format_reward: float = 0.1) -> float:
-    """Reward of one completion for one puzzle record (SEC.md §2).
+    """Reward of one completion for one problem record, puzzle or Math (SEC.md §2).
 
     Args:
         completion: the model's generated text (anything; non-``str`` counts as no answer).
