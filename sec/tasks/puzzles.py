@@ -12,7 +12,9 @@ Python versions, unlike ``hash()``); overlapping index ranges are then astronomi
 
 Time bound. reasoning-gym's ``arc_1d`` can loop forever (``recolor_blocks_from_palette`` at grid
 sizes >= 45 retries an impossible example without limit). Every item is generated under a
-per-item wall-clock limit (``SIGALRM`` interval timer, in the main thread or in worker processes);
+per-item CPU-time limit (``ITIMER_PROF`` / ``SIGPROF`` interval timer, in the main thread or in worker
+processes). CPU time, not wall-clock time: on a loaded machine a slow but finite item (zebra 6x6 takes
+0.5-5 s of CPU) must not be mistaken for a hang, while a hang (a busy loop) still burns CPU and is cut;
 an item that times out or raises is skipped, counted and logged with a warning, and the next index
 is tried so every level still gets exactly ``n`` items. Too many skips raise
 ``ItemGenerationError`` (a ``RuntimeError``).
@@ -71,7 +73,7 @@ ARC_INSTRUCTION = "Your final answer must be placed in \\boxed{} and should be j
 _RG_ZEBRA_SUFFIX = "? Provide only the name of the person as your final answer."
 _RG_ARC_SENTENCE = "Your final answer should be just the test output grid itself."
 
-#: Default per-item wall-clock limit in seconds (zebra 6x6 takes ~2 s at worst).
+#: Default per-item CPU-time limit in seconds (zebra 6x6 items take 0.5-5 s of CPU).
 DEFAULT_ITEM_TIMEOUT_S = 30.0
 _MAX_CONSECUTIVE_SKIPS = 5
 
@@ -145,30 +147,31 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 @contextlib.contextmanager
 def _alarm_handler() -> Iterator[None]:
-    """Install the SIGALRM handler (main thread only); restores the previous handler and timer."""
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    old_timer = signal.setitimer(signal.ITIMER_REAL, 0)
-    started = time.monotonic()
+    """Install the SIGPROF handler (main thread only); restores the previous handler and timer."""
+    previous = signal.signal(signal.SIGPROF, _on_alarm)
+    old_timer = signal.setitimer(signal.ITIMER_PROF, 0)
+    started = time.process_time()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
         if old_timer[0] > 0:
-            remaining = max(old_timer[0] - (time.monotonic() - started), 1e-3)
-            signal.setitimer(signal.ITIMER_REAL, remaining, old_timer[1])
+            remaining = max(old_timer[0] - (time.process_time() - started), 1e-3)
+            signal.setitimer(signal.ITIMER_PROF, remaining, old_timer[1])
 
 
 def _timed_item(dataset: Any, idx: int, timeout_s: float) -> tuple[dict[str, Any] | None, str]:
-    """``dataset[idx]`` under the interval timer; (item, "") or (None, reason). Needs _alarm_handler."""
-    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    """``dataset[idx]`` under the CPU-time interval timer; (item, "") or (None, reason). Needs
+    _alarm_handler (or the worker's SIGPROF handler)."""
+    signal.setitimer(signal.ITIMER_PROF, timeout_s)
     try:
         try:
             item = dataset[idx]
         finally:  # an alarm firing in here is still caught below
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
     except _ItemTimeout:
-        return None, f"timed out after {timeout_s:g} s"
+        return None, f"timed out after {timeout_s:g} s of CPU time"
     except Exception as exc:  # reasoning-gym raises e.g. ValueError when it gives up on an item
         return None, f"{type(exc).__name__}: {exc}"
     return item, ""
@@ -196,7 +199,7 @@ def _worker_main(
     """
     for other in inherited:
         other.close()
-    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGPROF, _on_alarm)
     dataset = _make_dataset(generator, level_kwargs, seed)
     while True:
         try:
@@ -223,8 +226,8 @@ def _iter_raw(
 ) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
     """Yield ``(index, item | None, failure reason)`` for indices 0, 1, 2, ... in order, lazily.
 
-    Inline with a main-thread SIGALRM timer when ``workers <= 1`` and we are on the main thread;
-    otherwise in worker processes (each times its items with its own SIGALRM).
+    Inline with a main-thread CPU-time timer when ``workers <= 1`` and we are on the main thread;
+    otherwise in worker processes (each times its items with its own SIGPROF timer).
 
     Dispatch is dynamic: each worker has a private pipe and up to two chunks of ``chunk`` indices in
     flight, and whichever worker answers first gets the next chunk, so a worker that drew slow items
@@ -361,7 +364,7 @@ def generate_items(
         seed: base seed of the task; the per-(task, level, split) seed is derived from it.
         split: ``"train"`` or ``"test"``.
         exclude_questions: questions that must not be produced.
-        item_timeout_s: per-item wall-clock limit in seconds.
+        item_timeout_s: per-item CPU-time limit in seconds.
         workers: generator processes; ``None`` picks :func:`default_workers`.
         progress: show a tqdm bar.
         stats: if given, filled with ``skipped`` (reasoning-gym indices that failed or timed
