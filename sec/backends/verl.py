@@ -157,12 +157,19 @@ def verl_overrides(cfg: DictConfig, paths: VerlPaths, model: str) -> list[str]:
         ``key=value`` strings for verl's ``ppo_trainer`` config, in the order applied.
 
     Raises:
-        ValueError: for an algorithm verl has no estimator for here.
+        ValueError: for an algorithm verl has no estimator for here, or a batch of rollouts that
+            does not split evenly over the GPUs.
     """
     algo, train, ev, be = cfg.algorithm, cfg.train, cfg.eval, cfg.backend
     if algo.name not in ADV_ESTIMATORS:
         raise ValueError(f"backend=verl offers algorithm={'|'.join(ADV_ESTIMATORS)}, not {algo.name!r}")
     batch = int(train.prompts_per_step)
+    gpus = int(be.nnodes) * int(be.n_gpus_per_node)
+    if (batch * int(algo.num_generations)) % gpus:
+        raise ValueError(
+            f"train.prompts_per_step x algorithm.num_generations = {batch * int(algo.num_generations)} rollouts "
+            f"must split evenly over backend.nnodes x backend.n_gpus_per_node = {gpus} GPUs"
+        )
     max_tokens = be.get("max_token_len_per_gpu") or 2 * (
         int(train.max_prompt_length) + int(train.max_completion_length)
     )
