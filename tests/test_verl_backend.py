@@ -2,7 +2,8 @@
 validates against verl; our dataset (verl's data.custom_cls) is driven by verl's own data
 loader, reward manager and advantage functions; curriculum state round-trips through a
 checkpoint directory; verl's file log becomes metrics.jsonl. A training run itself needs CUDA
-(see the README)."""
+(see the README). verl comes with `make install` (the `verl` extra); without it these tests fail
+rather than skip."""
 
 from __future__ import annotations
 
@@ -15,29 +16,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from torchdata.stateful_dataloader import StatefulDataLoader
+from transformers import AutoTokenizer
+from verl import DataProto
+from verl.trainer.ppo.ray_trainer import compute_advantage
+from verl.trainer.ppo.reward import load_reward_manager
+from verl.trainer.ppo.utils import create_rl_dataset, create_rl_sampler
+from verl.utils.dataset.rl_dataset import collate_fn
+from verl.utils.tracking import Tracking
 
-pytest.importorskip("verl", reason="backend=verl needs the `verl` extra (make install has it)")
-
-import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.errors import ConfigCompositionException  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-from torchdata.stateful_dataloader import StatefulDataLoader  # noqa: E402
-from transformers import AutoTokenizer  # noqa: E402
-from verl import DataProto  # noqa: E402
-from verl.trainer.ppo.ray_trainer import compute_advantage  # noqa: E402
-from verl.trainer.ppo.reward import load_reward_manager  # noqa: E402
-from verl.trainer.ppo.utils import create_rl_dataset, create_rl_sampler  # noqa: E402
-from verl.utils.dataset.rl_dataset import collate_fn  # noqa: E402
-from verl.utils.tracking import Tracking  # noqa: E402
-
-from conftest import CONF, ROOT  # noqa: E402
-from sec.backends import verl as vb  # noqa: E402
-from sec.backends.verl_ext import SECDataset, compute_score  # noqa: E402
-from sec.curriculum import boltzmann  # noqa: E402
-from sec.metrics import MetricsWriter, read_metrics  # noqa: E402
-from sec.tasks import puzzle_reward  # noqa: E402
-from sec.workspace import ConfigError, Workspace, check_config  # noqa: E402
+from conftest import CONF, ROOT
+from sec.backends import verl as vb
+from sec.backends.verl_ext import SECDataset, compute_score
+from sec.curriculum import boltzmann
+from sec.metrics import MetricsWriter, read_metrics
+from sec.tasks import puzzle_reward
+from sec.workspace import ConfigError, Workspace, check_config
 
 
 def options(group: str) -> list[str]:
@@ -113,7 +111,7 @@ def test_unknown_verl_key_fails_composition(tmp_path):
         vb.build(ws, resolve_model=False)
     # 2 prompts x 2 rollouts cannot split over 8 GPUs: our one-line check, and verl's own
     ws = workspace(tmp_path, "profile=tiny", "backend.n_gpus_per_node=8")
-    with pytest.raises(ValueError, match="4 rollouts must split evenly over .* = 8 GPUs"):
+    with pytest.raises(ValueError, match=r"4 rollouts must split evenly over .* = 8 GPUs"):
         vb.build(ws, resolve_model=False)
     ws = workspace(tmp_path, "profile=tiny", "backend.dynamic_batch_size=false")
     config = vb.build(ws, resolve_model=False).config
@@ -132,8 +130,10 @@ def test_trl_refuses_ppo_in_one_line():
 def test_dry_run_sweep_prints_four_resolved_verl_jobs(tmp_path):
     sweep = tmp_path / "sweep"
     r = subprocess.run(
-        [sys.executable, "-m", "sec.launch", "-m", "backend=verl", "task=zebra,arc", "curriculum=sec,random"]
-        + ["backend.dry_run=true", f"hydra.sweep.dir={sweep}"],
+        [
+            *(sys.executable, "-m", "sec.launch", "-m", "backend=verl", "task=zebra,arc", "curriculum=sec,random"),
+            *("backend.dry_run=true", f"hydra.sweep.dir={sweep}"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -298,7 +298,7 @@ def test_draw_before_feedback_is_refused(tmp_path, tokenizer):
 
 
 def test_validation_set_is_plain_and_compute_score_is_pass_at_1(tmp_path, tokenizer):
-    ws, paths, config = prepared(tmp_path)
+    ws, _, config = prepared(tmp_path)
     val = create_rl_dataset(config.data.val_files, config.data, tokenizer, None, is_train=False)
     assert isinstance(val, SECDataset) and not val.is_train
     assert len(val) == len(vb.val_records(ws)) == 8  # tiny profile: 2 problems x 4 test levels
@@ -391,3 +391,34 @@ def test_verl_file_log_and_curriculum_log_become_metrics_jsonl(tmp_path, monkeyp
     assert set(evals) == {"level_1", "level_2", "level_4", "id", "ood"}
     assert evals["id"]["pass@1"] == pytest.approx((0.5 * 2 + 0.25 * 6) / 8) and evals["id"]["n_problems"] == 8
     assert evals["ood"]["pass@1"] == 0.0 and evals["level_1"]["k_samples"] == 2
+
+
+# ------------------------------------------------------------------------------------------ the real entry point
+
+
+def test_launch_runs_verls_entry_point_up_to_the_gpu_check(tmp_path):
+    """`python -m sec.launch backend=verl` writes the run's verl files and starts verl's own
+    `main_ppo` (Ray, the TaskRunner actor, our dataset through data.custom_cls, RayPPOTrainer's
+    data loaders); on this CPU machine verl then stops at its GPU resource check."""
+    run = tmp_path / "run"
+    r = subprocess.run(
+        [
+            *(sys.executable, "-m", "sec.launch", "backend=verl", "profile=tiny", "task=countdown"),
+            *("backend.poll_s=1", f"hydra.run.dir={run}"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert r.returncode != 0 and "verl exited with code 1" in r.stderr
+    verl_log = (run / "verl" / "verl.log").read_text()
+    assert verl_log.count("Using dataset class: SECDataset") == 2  # train and validation sets
+    assert "Size of train dataloader: 2, Size of val dataloader: 1" in verl_log
+    assert "Total training steps: 2" in verl_log
+    assert "Total available GPUs 0 is less than total desired GPUs 1" in verl_log
+    spec = json.loads((run / "verl" / "sec_spec.json").read_text())
+    assert spec["batch_size"] == 2 and spec["total_steps"] == 2
+    assert (run / "verl" / "command.sh").read_text().count("verl.trainer.main_ppo") == 1
+    assert not (run / "done.json").exists()
