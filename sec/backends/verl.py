@@ -740,6 +740,8 @@ def train(ws: Workspace) -> None:
                     proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-    merger.poll(final=True)
+    # after a clean exit the last step (never fed back) is written too; after a crash only
+    # complete records are, and a rerun resumes from the last checkpoint
+    merger.poll(final=proc.returncode == 0)
     if proc.returncode != 0:
         raise RuntimeError(f"verl exited with code {proc.returncode}; see {paths.root / 'verl.log'}")
