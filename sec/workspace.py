@@ -222,6 +222,8 @@ class Workspace:
             max_problems_per_level=e.max_problems_per_level,
             seed=int(self.cfg.seed) * 100_003 + step,
             step=step,
+            id_sets=list(self.cfg.task.get("id_sets") or []),
+            ood_sets=list(self.cfg.task.get("ood_sets") or []),
         )
 
     def summary(self) -> dict[str, Any]:

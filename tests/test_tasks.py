@@ -384,6 +384,27 @@ def test_workers_and_threads_give_the_same_items() -> None:
     assert result == [inline]  # off the main thread: a worker process enforces the time bound
 
 
+class _Uneven:
+    """Wraps a real dataset; every 5th index is slow, so workers finish chunks out of order."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        if idx % 5 == 0:
+            time.sleep(0.02)
+        return self.real[idx]
+
+
+def test_dynamic_dispatch_keeps_index_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 3 workers, chunk 4: slow chunks come back late and must be reordered into index order
+    args = ("countdown", "countdown", 1, CONFIGS["countdown"]["levels"][1], 200, 11, "train")
+    inline = generate_items(*args, workers=1, progress=False)
+    make = puzzles._make_dataset
+    monkeypatch.setattr(puzzles, "_make_dataset", lambda *a: _Uneven(make(*a)))
+    assert generate_items(*args, workers=3, progress=False) == inline
+
+
 # ------------------------------------------------------------------------------------- project configs
 
 

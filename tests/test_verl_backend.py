@@ -107,11 +107,11 @@ def test_unknown_verl_key_fails_composition(tmp_path):
     with pytest.raises(ConfigCompositionException, match="no_such_key"):
         vb.compose_verl_config(["trainer.no_such_key=1"])
     ws = workspace(tmp_path, "profile=tiny", "backend.overrides=['actor_rollout_ref.rollout.not_a_setting=3']")
-    with pytest.raises(ConfigCompositionException, match="not_a_setting"):
+    with pytest.raises(ConfigError, match=r"^verl config: .*not_a_setting"):
         vb.build(ws, resolve_model=False)
     # 2 prompts x 2 rollouts cannot split over 8 GPUs: our one-line check, and verl's own
     ws = workspace(tmp_path, "profile=tiny", "backend.n_gpus_per_node=8")
-    with pytest.raises(ValueError, match=r"4 rollouts must split evenly over .* = 8 GPUs"):
+    with pytest.raises(ConfigError, match=r"4 rollouts must split evenly over .* = 8 GPUs"):
         vb.build(ws, resolve_model=False)
     ws = workspace(tmp_path, "profile=tiny", "backend.dynamic_batch_size=false")
     config = vb.build(ws, resolve_model=False).config
@@ -376,7 +376,8 @@ def test_verl_file_log_and_curriculum_log_become_metrics_jsonl(tmp_path, monkeyp
     cur.append({"step": 1, "phase": "update", "curriculum/1/q": 0.3, "zero_variance_frac": 0.5})
     paths.curriculum_log.write_text("".join(json.dumps(c) + "\n" for c in cur))
     writer = MetricsWriter(tmp_path)
-    merger = vb.MetricsMerger(writer, paths, 3, {("countdown", 1): 2, ("countdown", 2): 6}, [1, 2, 3], [4])
+    n_problems = {("countdown", "level_1"): 2, ("countdown", "level_2"): 6}
+    merger = vb.MetricsMerger(writer, paths, 3, n_problems, [1, 2, 3], [4])
     assert merger.poll() == 1  # step 2 waits for its curriculum feedback
     assert merger.poll(final=True) == 1 + 5  # verl exited: step 2 as drawn, and its evaluation
     assert merger.poll(final=True) == 0
@@ -422,3 +423,21 @@ def test_launch_runs_verls_entry_point_up_to_the_gpu_check(tmp_path):
     assert spec["batch_size"] == 2 and spec["total_steps"] == 2
     assert (run / "verl" / "command.sh").read_text().count("verl.trainer.main_ppo") == 1
     assert not (run / "done.json").exists()
+
+
+def test_named_eval_sets_pool_into_id_and_ood(tmp_path):
+    """Math validates on named sets (data_source `math/math500`, ...), pooled by task.id_sets / ood_sets."""
+    paths = vb.verl_paths(tmp_path)
+    paths.root.mkdir(parents=True)
+    val = {"val-core/math/math500/acc/mean@8": 0.6, "val-core/math/amc/acc/mean@8": 0.3}
+    val["val-core/math/aime24/acc/mean@8"] = 0.1
+    paths.verl_log.write_text(json.dumps({"step": 0, "data": val}) + "\n")
+    n = {("math", "math500"): 500, ("math", "amc"): 83, ("math", "aime24"): 30}
+    merger = vb.MetricsMerger(
+        MetricsWriter(tmp_path), paths, 240, n, [1, 2, 3, 4, 5], [], ["math500"], ["amc", "aime24"]
+    )
+    assert merger.poll() == 5
+    evals = {r["split"]: r for r in read_metrics(tmp_path / "metrics.jsonl")}
+    assert list(evals) == ["aime24", "amc", "math500", "id", "ood"]
+    assert evals["id"]["pass@1"] == 0.6 and evals["id"]["n_problems"] == 500
+    assert evals["ood"]["pass@1"] == pytest.approx((0.3 * 83 + 0.1 * 30) / 113) and evals["ood"]["k_samples"] == 8

@@ -47,7 +47,9 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from sec.evaluate import eval_group, model_prompt
 from sec.metrics import MetricsWriter, read_metrics
+from sec.workspace import ConfigError
 
 if TYPE_CHECKING:
     from sec.workspace import Workspace
@@ -157,16 +159,16 @@ def verl_overrides(cfg: DictConfig, paths: VerlPaths, model: str) -> list[str]:
         ``key=value`` strings for verl's ``ppo_trainer`` config, in the order applied.
 
     Raises:
-        ValueError: for an algorithm verl has no estimator for here, or a batch of rollouts that
+        ConfigError: for an algorithm verl has no estimator for here, or a batch of rollouts that
             does not split evenly over the GPUs.
     """
     algo, train, ev, be = cfg.algorithm, cfg.train, cfg.eval, cfg.backend
     if algo.name not in ADV_ESTIMATORS:
-        raise ValueError(f"backend=verl offers algorithm={'|'.join(ADV_ESTIMATORS)}, not {algo.name!r}")
+        raise ConfigError(f"backend=verl offers algorithm={'|'.join(ADV_ESTIMATORS)}, not {algo.name!r}")
     batch = int(train.prompts_per_step)
     gpus = int(be.nnodes) * int(be.n_gpus_per_node)
     if (batch * int(algo.num_generations)) % gpus:
-        raise ValueError(
+        raise ConfigError(
             f"train.prompts_per_step x algorithm.num_generations = {batch * int(algo.num_generations)} rollouts "
             f"must split evenly over backend.nnodes x backend.n_gpus_per_node = {gpus} GPUs"
         )
@@ -404,19 +406,32 @@ def build(ws: Workspace, *, resolve_model: bool) -> VerlRun:
     """Overrides, the composed and validated verl config, and the command of a run.
 
     Raises:
-        hydra.errors.ConfigCompositionException, AssertionError, ValueError: from composition
-            or verl's validation (see :func:`compose_verl_config`, :func:`validate_verl_config`).
+        ConfigError: one line naming what verl's composition (e.g. a key verl lacks, from
+            ``backend.overrides``) or verl's validation rejects.
     """
+    from hydra.errors import HydraException
+
     paths = verl_paths(ws.run_dir)
     model, source = model_path(ws.cfg, ws.cache_dir, resolve=resolve_model)
     overrides = verl_overrides(ws.cfg, paths, model)
-    config = compose_verl_config(overrides)
+    try:
+        config = compose_verl_config(overrides)
+    except HydraException as e:
+        raise ConfigError(f"verl config: {_first_line(e)}") from None
     stand_in = None
     if not resolve_model and ws.cfg.algorithm.name == "ppo" and not _available_offline(model):
         stand_in = stand_in_model(ws.cache_dir)
-    replaced = validate_verl_config(config, stand_in)
+    try:
+        replaced = validate_verl_config(config, stand_in)
+    except (AssertionError, ValueError, TypeError) as e:
+        raise ConfigError(f"verl rejects the config: {_first_line(e)}") from None
     command = verl_command(overrides, paths, ws.cfg.backend.get("python"))
     return VerlRun(overrides, config, command, model, source, replaced)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def dry_run(ws: Workspace) -> None:
@@ -438,7 +453,8 @@ def dry_run(ws: Workspace) -> None:
 def verl_rows(records: Sequence[Mapping[str, Any]], prompt_format: str, format_rewards: Mapping[str, float]) -> Any:
     """Problem records (:mod:`sec.tasks.data`) as verl dataset rows, in the same order.
 
-    Columns: ``data_source`` (``<task>/level_<k>``: verl groups its validation metrics by it),
+    Columns: ``data_source`` (``<task>/<group>``, the group being ``level_<k>`` or a named eval set
+    such as ``math500`` (:func:`sec.evaluate.eval_group`): verl groups its validation metrics by it),
     ``prompt`` (one user turn: the question for ``chat``, the TinyZero prompt for ``plain``),
     ``reward_model.ground_truth`` (the answer JSON), ``extra_info`` (``index`` = position,
     ``task``, ``level``, ``split``, ``format_reward``) and the record's own ``task``/``level``.
@@ -448,8 +464,6 @@ def verl_rows(records: Sequence[Mapping[str, Any]], prompt_format: str, format_r
     """
     import pandas as pd
 
-    from sec.evaluate import model_prompt
-
     rows = []
     for i, r in enumerate(records):
         p = model_prompt(r, prompt_format)
@@ -457,7 +471,7 @@ def verl_rows(records: Sequence[Mapping[str, Any]], prompt_format: str, format_r
         task, level = str(r["task"]), int(r["level"])
         rows.append(
             {
-                "data_source": f"{task}/level_{level}",
+                "data_source": f"{task}/{eval_group(r)}",
                 "prompt": [{"role": "user", "content": content}],
                 "ability": "puzzle",
                 "reward_model": {"style": "rule", "ground_truth": str(r["answer"])},
@@ -477,13 +491,13 @@ def verl_rows(records: Sequence[Mapping[str, Any]], prompt_format: str, format_r
 
 
 def val_records(ws: Workspace) -> list[dict[str, Any]]:
-    """The test problems verl validates on: per task and level, the first
+    """The test problems verl validates on: per task and level (or named eval set), the first
     ``eval.max_problems_per_level`` (all when null), as :func:`sec.evaluate.evaluate` picks."""
     limit = ws.cfg.eval.max_problems_per_level
     out: list[dict[str, Any]] = []
-    seen: dict[tuple[str, int], int] = {}
+    seen: dict[tuple[str, str], int] = {}
     for r in ws.test_records:
-        key = (str(r["task"]), int(r["level"]))
+        key = (str(r["task"]), eval_group(r))
         if limit and seen.get(key, 0) >= int(limit):
             continue
         seen[key] = seen.get(key, 0) + 1
@@ -561,7 +575,14 @@ _RENAME = {
     "actor/grad_norm": "grad_norm",
     "actor/lr": "learning_rate",
 }
-_VAL = re.compile(r"^val-core/(?P<task>[^/]+)/level_(?P<level>\d+)/acc/mean@(?P<k>\d+)$")
+
+
+def _group_key(group: str) -> tuple[int, int | str]:
+    """Levels first, numerically, then named eval sets."""
+    return (0, int(group[6:])) if group.startswith("level_") and group[6:].isdigit() else (1, group)
+
+
+_VAL = re.compile(r"^val-core/(?P<task>[^/]+)/(?P<group>[^/]+)/acc/mean@(?P<k>\d+)$")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -574,15 +595,17 @@ class MetricsMerger:
     A train record of step t is written once verl has logged step t and the curriculum has
     taken its feedback (or the step is the run's last, which verl never feeds back: it carries
     the curriculum values its batch was drawn with). Eval records come from verl's
-    ``val-core/<task>/level_<k>/acc/mean@<k>`` metrics (pass@1 averaged over k samples), with
-    ID / OOD as the problem-weighted means over the training / held-out levels.
+    ``val-core/<task>/<group>/acc/mean@<k>`` metrics (pass@1 averaged over k samples; a group is
+    ``level_<k>`` or a named eval set), with ID / OOD as the problem-weighted means over the
+    training levels and ``id_groups`` / the held-out levels and ``ood_groups``.
 
     Args:
         writer: the run's metrics writer.
         paths: the run's verl files.
         total_steps: training steps of the run.
-        n_problems: validation problems per (task, level).
+        n_problems: validation problems per (task, group).
         train_levels, ood_levels: the task's level splits.
+        id_groups, ood_groups: named eval sets pooled into ID / OOD (Math: ``task.id_sets``, ...).
     """
 
     def __init__(
@@ -590,16 +613,18 @@ class MetricsMerger:
         writer: MetricsWriter,
         paths: VerlPaths,
         total_steps: int,
-        n_problems: Mapping[tuple[str, int], int],
+        n_problems: Mapping[tuple[str, str], int],
         train_levels: Sequence[int],
         ood_levels: Sequence[int],
+        id_groups: Sequence[str] = (),
+        ood_groups: Sequence[str] = (),
     ) -> None:
         self.writer = writer
         self.paths = paths
         self.total_steps = total_steps
         self.n_problems = dict(n_problems)
-        self.train_levels = {int(x) for x in train_levels}
-        self.ood_levels = {int(x) for x in ood_levels}
+        self.id_groups = {f"level_{int(x)}" for x in train_levels} | {str(g) for g in id_groups}
+        self.ood_groups = {f"level_{int(x)}" for x in ood_levels} | {str(g) for g in ood_groups}
         done = read_metrics(writer.path)
         self.written = {(int(r["step"]), str(r["kind"])) for r in done}
 
@@ -650,20 +675,20 @@ class MetricsMerger:
         return rec
 
     def _eval_records(self, step: int, data: Mapping[str, Any]) -> list[dict[str, Any]]:
-        per: dict[str, dict[int, tuple[float, int]]] = {}
+        per: dict[str, dict[str, tuple[float, int]]] = {}
         for key, v in data.items():
             m = _VAL.match(key)
             if m and isinstance(v, (int, float)):
-                per.setdefault(m["task"], {})[int(m["level"])] = (float(v), int(m["k"]))
+                per.setdefault(m["task"], {})[m["group"]] = (float(v), int(m["k"]))
         out = []
         for task in sorted(per):
             levels = per[task]
             k = next(iter(levels.values()))[1]
 
-            def rec(split: str, lvls: list[int], task: str = task, levels: dict = levels, k: int = k) -> None:
-                w = [self.n_problems.get((task, lv), 1) for lv in lvls]
-                if lvls and sum(w):
-                    value = sum(levels[lv][0] * wi for lv, wi in zip(lvls, w, strict=True)) / sum(w)
+            def rec(split: str, groups: list[str], task: str = task, levels: dict = levels, k: int = k) -> None:
+                w = [self.n_problems.get((task, g), 1) for g in groups]
+                if groups and sum(w):
+                    value = sum(levels[g][0] * wi for g, wi in zip(groups, w, strict=True)) / sum(w)
                     out.append(
                         {
                             "step": step,
@@ -676,10 +701,10 @@ class MetricsMerger:
                         }
                     )
 
-            for lv in sorted(levels):
-                rec(f"level_{lv}", [lv])
-            rec("id", sorted(lv for lv in levels if lv in self.train_levels))
-            rec("ood", sorted(lv for lv in levels if lv in self.ood_levels))
+            for g in sorted(levels, key=_group_key):
+                rec(g, [g])
+            rec("id", sorted(g for g in levels if g in self.id_groups))
+            rec("ood", sorted(g for g in levels if g in self.ood_groups))
         return out
 
 
@@ -697,12 +722,19 @@ def train(ws: Workspace) -> None:
     paths = verl_paths(ws.run_dir)
     paths.root.mkdir(parents=True, exist_ok=True)
     val = val_records(ws)
-    n_problems: dict[tuple[str, int], int] = {}
+    n_problems: dict[tuple[str, str], int] = {}
     for r in val:
-        key = (str(r["task"]), int(r["level"]))
+        key = (str(r["task"]), eval_group(r))
         n_problems[key] = n_problems.get(key, 0) + 1
     merger = MetricsMerger(
-        ws.metrics, paths, int(cfg.train.steps), n_problems, list(cfg.task.train_levels), list(cfg.task.ood_levels)
+        ws.metrics,
+        paths,
+        int(cfg.train.steps),
+        n_problems,
+        list(cfg.task.train_levels),
+        list(cfg.task.ood_levels),
+        list(cfg.task.get("id_sets") or []),
+        list(cfg.task.get("ood_sets") or []),
     )
     resumed = prepare_resume(paths)
     # records an interrupted attempt logged up to its checkpoint are kept; later ones are redone

@@ -20,12 +20,12 @@ is tried so every level still gets exactly ``n`` items. Too many skips raise
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import hashlib
 import json
 import logging
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import signal
 import threading
@@ -213,16 +213,28 @@ def _worker_main(
 
 
 def _iter_raw(
-    generator: str, level_kwargs: Mapping[str, Any], seed: int, timeout_s: float, workers: int, chunk: int
+    generator: str,
+    level_kwargs: Mapping[str, Any],
+    seed: int,
+    timeout_s: float,
+    workers: int,
+    chunk: int,
+    expected: int,
 ) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
     """Yield ``(index, item | None, failure reason)`` for indices 0, 1, 2, ... in order, lazily.
 
     Inline with a main-thread SIGALRM timer when ``workers <= 1`` and we are on the main thread;
-    otherwise in worker processes (each times its items with its own SIGALRM). Each worker has a
-    private pipe and gets chunks round-robin, two in flight per worker, so results arrive in index
-    order and closing the iterator can kill busy workers without deadlocking on a shared queue
+    otherwise in worker processes (each times its items with its own SIGALRM).
+
+    Dispatch is dynamic: each worker has a private pipe and up to two chunks of ``chunk`` indices in
+    flight, and whichever worker answers first gets the next chunk, so a worker that drew slow items
+    (zebra items take 0.1-2 s) does not hold the others back. Results are reordered by index in a
+    buffer of at most ``4 * workers`` chunks. Chunks are only submitted up to index ``expected``
+    (what the caller needs if nothing is skipped); once those are consumed, more are submitted on
+    demand, so the last chunks do not generate items nobody reads. Private pipes (not a shared
+    queue) let closing the iterator kill busy workers without deadlocking
     (``multiprocessing.Pool.terminate`` can). Workers are forked where possible: ``spawn`` would
-    re-run an unguarded ``__main__`` script in every worker. A chunk that brings no result within
+    re-run an unguarded ``__main__`` script in every worker. No result within
     ``2 * chunk * timeout_s + 60`` seconds, or a dead worker, raises :class:`ItemGenerationError`.
     """
     on_main = threading.current_thread() is threading.main_thread()
@@ -238,6 +250,7 @@ def _iter_raw(
     ctx = mp.get_context(method)
     n_procs = max(1, workers)
     patience = 2 * chunk * timeout_s + 60
+    window = 4 * n_procs * chunk  # reorder bound: submitted - yielded indices
     procs: list[Any] = []
     conns: list[Any] = []
     try:
@@ -259,30 +272,42 @@ def _iter_raw(
             child_conn.close()
             procs.append(proc)
             conns.append(parent_conn)
-        pending: collections.deque[int] = collections.deque()
-        submitted = 0
+        in_flight = [0] * n_procs
+        buffer: dict[int, list[Any]] = {}
+        next_start = 0  # first index not yet submitted
+        next_yield = 0  # first index not yet yielded
+        limit = max(expected, 1)  # submit up to this index; raised on demand
 
-        def submit() -> None:
-            nonlocal submitted
-            worker = submitted % n_procs
-            conns[worker].send((submitted * chunk, chunk))
-            pending.append(worker)
-            submitted += 1
+        def fill(worker: int) -> None:
+            nonlocal next_start
+            while in_flight[worker] < 2 and next_start < limit and next_start - next_yield < window:
+                conns[worker].send((next_start, chunk))
+                in_flight[worker] += 1
+                next_start += chunk
 
-        for _ in range(2 * n_procs):
-            submit()
         while True:
-            worker = pending.popleft()
-            try:
-                if not conns[worker].poll(patience):
-                    raise ItemGenerationError(f"{generator}: no result from a generator worker in {patience:g} s")
-                results = conns[worker].recv()
-            except (EOFError, OSError):
-                raise ItemGenerationError(
-                    f"{generator}: a generator worker died (exit code {procs[worker].exitcode})"
-                ) from None
-            submit()
-            yield from results
+            if next_yield in buffer:
+                results = buffer.pop(next_yield)
+                next_yield += len(results)
+                yield from results
+                continue
+            if not any(in_flight) and next_start >= limit:
+                limit = next_start + chunk * n_procs  # items were skipped: the caller wants more
+            for worker in range(n_procs):
+                fill(worker)
+            ready = mp_connection.wait([conns[w] for w in range(n_procs) if in_flight[w]], timeout=patience)
+            if not ready:
+                raise ItemGenerationError(f"{generator}: no result from a generator worker in {patience:g} s")
+            for conn in ready:
+                worker = conns.index(conn)
+                try:
+                    results = conn.recv()
+                except (EOFError, OSError):
+                    raise ItemGenerationError(
+                        f"{generator}: a generator worker died (exit code {procs[worker].exitcode})"
+                    ) from None
+                in_flight[worker] -= 1
+                buffer[results[0][0]] = results
     finally:
         for proc in procs:
             proc.kill()
@@ -361,7 +386,8 @@ def generate_items(
     excluded = set(exclude_questions)
     rg_seed = derive_seed(seed, task_name, level, split)
     n_workers = default_workers(n) if workers is None else int(workers)
-    chunk = max(1, min(64, n // (4 * max(1, n_workers)) or 1))
+    # small chunks balance uneven item times; 64 caps the per-message overhead on fast generators
+    chunk = max(1, min(64, n // (16 * max(1, n_workers))))
     max_skips = max(5, n // 20)
 
     records: list[dict[str, Any]] = []
@@ -370,7 +396,7 @@ def generate_items(
     dropped = 0
     t0 = time.perf_counter()
     desc = f"{task_name} {split} L{level}"
-    raw = _iter_raw(generator, level_kwargs, rg_seed, float(item_timeout_s), n_workers, chunk)
+    raw = _iter_raw(generator, level_kwargs, rg_seed, float(item_timeout_s), n_workers, chunk, n)
     with tqdm(total=n, desc=desc, unit="item", disable=not progress, leave=False) as bar:
         try:
             for idx, item, reason in raw:
