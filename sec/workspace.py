@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from sec.backends import get_backend
+from sec.backends import get_backend, get_dry_run
 from sec.curriculum import CurriculumPolicy, arms_of_records, build_curriculum
 from sec.evaluate import evaluate
 from sec.metrics import MetricsWriter, read_metrics
@@ -81,6 +81,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError("algorithm.num_generations must be >= 2 (advantages are relative to the group)")
     if int(cfg.eval.k) < 1:
         raise ConfigError(f"eval.k must be >= 1, got {cfg.eval.k}")
+    if cfg.backend.name == "trl" and cfg.algorithm.name == "ppo":
+        raise ConfigError("backend=trl offers algorithm=grpo|rloo, not ppo (PPO needs a critic: use backend=verl)")
 
 
 def seed_everything(seed: int) -> None:
@@ -127,6 +129,9 @@ class Workspace:
             log.info("%s is finished (%s exists): skipped", self.run_dir, DONE)
             return json.loads((self.run_dir / DONE).read_text())
         check_config(self.cfg)
+        if self.cfg.backend.get("dry_run", False):  # print what the backend would run; no data, no training
+            get_dry_run(str(self.cfg.backend.name))(self)
+            return {}
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
         seed_everything(int(self.cfg.seed))
