@@ -120,7 +120,7 @@ def difficulty_figure(
             if i == len(models) - 1:
                 ax.set_xlabel("training step")
             if j == 0:
-                ax.set_ylabel(f"sampled difficulty (level)\nmoving avg, {window} steps")
+                ax.set_ylabel("sampled difficulty (level)" + (f"\nmoving avg, {window} steps" if window > 1 else ""))
             ax.legend(fontsize=8, loc="best")
     fig.suptitle(title)
     fig.tight_layout()
@@ -160,13 +160,14 @@ def accuracy_figure(
         sub = e[(e["task"] == task) & (e["split"] == split)]
         ax.set_title(f"{label('task', task)} {label('split', split)}")
         ax.set_xlabel("training step")
-        ax.set_ylabel(f"pass@1\nmoving avg, {window} evals")
+        ax.set_ylabel("pass@1" + (f"\nmoving avg, {window} evals" if window > 1 else ""))
         ax.grid(alpha=0.3)
         if sub.empty:
             ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
             continue
         curves = smoothed_curves(sub, "pass@1", window=window)
         _plot_curves(ax, curves, sort_values("curriculum", curves))
+        ax.set_ylim(0.0, max(ax.get_ylim()[1], 0.05))  # pass@1 >= 0; a flat 0 still gets an axis
         ax.legend(fontsize=8, loc="best")
     if title:
         fig.suptitle(title)

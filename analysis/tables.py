@@ -438,7 +438,7 @@ def side_by_side(
 def side_by_side_markdown(sbs: pd.DataFrame, spec: TableSpec, baseline: str = "random") -> str:
     """The side-by-side frame as markdown: one line per cell, ours (mean ± std, n seeds) and
     the paper's value, each with its gain over ``baseline``."""
-    keys = [k for k in spec.keys if sbs[k].nunique(dropna=False) > 1 or k in ("task", "split", "model", "curriculum")]
+    keys = [k for k in spec.keys if k in (*spec.rows, "model", spec.column) or sbs[k].nunique(dropna=False) > 1]
     head = [KEY_LABELS.get(k, k) for k in keys] + [
         "ours (mean ± std, n)",
         f"ours vs {baseline}",
