@@ -33,7 +33,7 @@ ARTIFACTS = ("table1", "figure3", "table2", "figure4", "figure1")
 #: the sweep that makes each artifact, for the "missing" notes
 SWEEPS = {
     "table1": "python -m sec.launch -m experiment=table1 profile=paper",
-    "figure3": "python -m sec.launch -m experiment=figure3 profile=paper (or the SEC runs of Table 1)",
+    "figure3": "python -m sec.launch -m experiment=figure3 profile=paper",
     "table2": "python -m sec.launch -m experiment=table2 profile=paper backend=verl",
     "figure4": "python -m sec.launch -m experiment=figure4 profile=paper",
     "figure1": "python -m sec.launch -m experiment=figure1 profile=paper",
@@ -149,7 +149,7 @@ def build_report(runs: Runs, out: str | Path, opts: Options | None = None) -> Pa
         ids = sel[name]
         sub = _subset(runs, ids)
         if not ids:
-            missing.append(f"- {name}: no runs (sweep: `{SWEEPS[name]}`)")
+            missing.append(f"- {name}: no runs (sweep: `{SWEEPS[name]}`, or pass its run dirs)")
             continue
         if name in specs:
             b = best_of(ids)
