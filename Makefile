@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 SHELL := /bin/bash
 
-.PHONY: help install test test-all lint format sweep bench clean slurm-start slurm-stop test-slurm
+.PHONY: help install test test-all lint format sweep report bench clean slurm-start slurm-stop test-slurm
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -35,8 +35,12 @@ format: ## ruff format + autofix
 sweep: ## The README's local sweep: Countdown x {sec, random, ordered} on the embedded model (CPU)
 	PY=$(PY) bash sweeps/cpu_default.sh
 
+SWEEPS ?= multirun
+report: ## Paper tables + figures of the runs under SWEEPS (default multirun/) into report/index.md
+	$(PY) -m analysis.report $(SWEEPS) --out report
+
 bench: ## Curriculum overhead benchmark (prints a table)
 	$(PY) benchmarks/curriculum_overhead.py
 
 clean: ## Remove outputs of local runs (not the data/model cache)
-	rm -rf outputs multirun
+	rm -rf outputs multirun report

@@ -4,7 +4,7 @@ Generates ``--n`` train items of one level of each task with the project's own g
 (sec.tasks.puzzles.generate_items: per-item time bound, forked workers) and prints a table.
 Target on a 2-core machine: >= 1.8x at 2 workers.
 
-    python benchmarks/data_generation.py [--workers 1 2] [--n countdown=800 zebra=40 arc=4000]
+    python benchmarks/data_generation.py [--workers 1 2] [--tasks zebra] [--n countdown=800 zebra=160 arc=4000]
 """
 
 from __future__ import annotations
@@ -23,19 +23,21 @@ sys.path.insert(0, str(ROOT))
 from sec.tasks.puzzles import generate_items  # noqa: E402
 from sec.workspace import task_components  # noqa: E402
 
-DEFAULT_N = {"countdown": 800, "zebra": 40, "arc": 4000}
+DEFAULT_N = {"countdown": 800, "zebra": 160, "arc": 4000}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--level", type=int, default=3, help="level to generate (3 = hardest train level)")
-    ap.add_argument("--n", nargs="*", default=[], help="items per task, e.g. zebra=40")
+    ap.add_argument("--tasks", nargs="+", default=list(DEFAULT_N), choices=list(DEFAULT_N))
+    ap.add_argument("--n", nargs="*", default=[], help="items per task, e.g. zebra=160")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     n_of = dict(DEFAULT_N, **{k: int(v) for k, v in (x.split("=") for x in args.n)})
     rows = []
-    for task, n in n_of.items():
+    for task in args.tasks:
+        n = n_of[task]
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
             comp = task_components(compose("config", overrides=[f"task={task}"]).task)[0]
         rates = {}

@@ -4,12 +4,14 @@
 #                     project: asked for indirectly, pip picks a CUDA build of several GB.
 #   TORCH_INDEX_URL   optional index for the CPU build, e.g. PyTorch's CPU wheel index on a
 #                     machine where the default index only has CUDA builds.
-#   SEC_EXTRAS        project extras (default: dev). `verl` is for GPU clusters only.
+#   SEC_EXTRAS        project extras (default: dev,verl). `verl` = verl 0.9.1 on this CPU torch
+#                     (the CPU tests of backend=verl need it); a GPU cluster adds `gpu` (vLLM, CUDA
+#                     torch 2.11.0: TORCH_SPEC=torch==2.11.0 SEC_EXTRAS=dev,verl,gpu, see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-SEC_EXTRAS=${SEC_EXTRAS:-dev}
+SEC_EXTRAS=${SEC_EXTRAS:-dev,verl}
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 pip() { .venv/bin/python -m pip "$@"; }

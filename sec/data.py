@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                     cache_key(comp),
                     str(path),
                     len(df),
-                    manifest.get("skipped_items", "?"),
+                    manifest.get("skipped_items", sum(manifest.get("dropped", {}).values())),
                     f"{seconds:.1f}",
                 )
             )

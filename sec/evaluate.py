@@ -1,12 +1,16 @@
-"""Evaluation: pass@1 over k samples per problem, per test level and for the ID / OOD splits.
+"""Evaluation: pass@1 over k samples per problem, per test level (or named eval set) and for the
+ID / OOD splits.
 
 pass@1 (SEC.md §3) is the mean correctness over ``k`` independent samples per problem at
-temperature 1.0 (paper: k = 8), averaged over the problems of a split. ID pools the test
-problems of the training levels; OOD those of the held-out levels.
+temperature 1.0 (paper: k = 8), averaged over the problems of a split. For the puzzles, ID pools
+the test problems of the training levels and OOD those of the held-out levels. A task evaluated on
+named sets (Math: ``math500``, ``amc``, ``aime24``, the set in each record's ``metadata``) reports
+one split per set, ID pooling its ``id_sets`` and OOD its ``ood_sets``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -88,6 +92,21 @@ def generate(
     return out
 
 
+def eval_group(record: Mapping[str, Any]) -> str:
+    """The split a test record is reported under: its eval set (``metadata["eval_set"]``, Math) or
+    ``level_<k>``."""
+    meta = record.get("metadata")
+    if isinstance(meta, str) and '"eval_set"' in meta:
+        name = json.loads(meta).get("eval_set")
+        if name:
+            return str(name)
+    return f"level_{int(record['level'])}"
+
+
+def _group_order(group: str) -> tuple[int, int | str]:
+    return (0, int(group[6:])) if group.startswith("level_") and group[6:].isdigit() else (1, group)
+
+
 def evaluate(
     model: Any,
     tokenizer: Any,
@@ -104,28 +123,32 @@ def evaluate(
     max_problems_per_level: int | None,
     seed: int,
     step: int,
+    id_sets: Sequence[str] = (),
+    ood_sets: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Evaluate on the test split of one task.
 
     Args:
         test_records: test problem records (``task``, ``level``, ``question``/``prompt``, ...).
         score: validation scorer ``(completion, record) -> 1.0 | 0.0``.
-        max_problems_per_level: the first N test problems of each level (None = all).
+        max_problems_per_level: the first N test problems of each level or eval set (None = all).
+        id_sets / ood_sets: for a task with named eval sets, the sets pooled into ``id`` / ``ood``
+            (``train_levels`` / ``ood_levels`` are then unused).
         seed: sampling seed; the global torch RNG is restored afterwards, so evaluation never
             changes the training trajectory.
 
     Returns:
-        eval records for ``metrics.jsonl``: one per level (``level_<k>``), ``id`` and ``ood``,
-        each with ``pass@1`` in [0, 1], ``n_problems`` and ``k_samples``.
+        eval records for ``metrics.jsonl``: one per level (``level_<k>``) or eval set (its name),
+        ``id`` and ``ood``, each with ``pass@1`` in [0, 1], ``n_problems`` and ``k_samples``.
     """
     import torch
 
     t0 = time.perf_counter()
-    by_level: dict[int, list[Mapping[str, Any]]] = {}
+    by_group: dict[str, list[Mapping[str, Any]]] = {}
     for r in test_records:
-        by_level.setdefault(int(r["level"]), []).append(r)
-    chosen = {lv: rs[:max_problems_per_level] if max_problems_per_level else rs for lv, rs in by_level.items()}
-    flat = [(lv, r) for lv in sorted(chosen) for r in chosen[lv]]
+        by_group.setdefault(eval_group(r), []).append(r)
+    chosen = {g: rs[:max_problems_per_level] if max_problems_per_level else rs for g, rs in by_group.items()}
+    flat = [(g, r) for g in sorted(chosen, key=_group_order) for r in chosen[g]]
     if not flat:
         return []
     prompts = [render_prompt(r, tokenizer, prompt_format) for _, r in flat]
@@ -142,7 +165,7 @@ def evaluate(
         )
     # per-problem pass@1 = mean over its k samples
     per_problem = np.array([np.mean([score(c, r) for c in cs]) for (_, r), cs in zip(flat, completions, strict=True)])
-    levels = np.array([lv for lv, _ in flat])
+    groups = np.array([g for g, _ in flat])
     task = str(flat[0][1]["task"])
     records = []
 
@@ -160,10 +183,10 @@ def evaluate(
                 }
             )
 
-    for lv in sorted(chosen):
-        add(f"level_{lv}", levels == lv)
-    add("id", np.isin(levels, list(train_levels)))
-    add("ood", np.isin(levels, list(ood_levels)))
+    for g in sorted(chosen, key=_group_order):
+        add(g, groups == g)
+    add("id", np.isin(groups, [*id_sets, *(f"level_{lv}" for lv in train_levels)]))
+    add("ood", np.isin(groups, [*ood_sets, *(f"level_{lv}" for lv in ood_levels)]))
     log.info(
         "eval step %d (%s): %s in %.1fs",
         step,

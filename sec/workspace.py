@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from sec.backends import get_backend
+from sec.backends import get_backend, get_dry_run
 from sec.curriculum import CurriculumPolicy, arms_of_records, build_curriculum
 from sec.evaluate import evaluate
 from sec.metrics import MetricsWriter, read_metrics
@@ -91,6 +91,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError("algorithm.num_generations must be >= 2 (advantages are relative to the group)")
     if int(cfg.eval.k) < 1:
         raise ConfigError(f"eval.k must be >= 1, got {cfg.eval.k}")
+    if cfg.backend.name == "trl" and cfg.algorithm.name == "ppo":
+        raise ConfigError("backend=trl offers algorithm=grpo|rloo, not ppo (PPO needs a critic: use backend=verl)")
 
 
 def seed_everything(seed: int) -> None:
@@ -137,7 +139,8 @@ class Workspace:
         Raises:
             RunFailedBefore: the run failed in an earlier attempt (``failed.json``) and
                 ``rerun_failed`` is not true.
-            Exception: whatever the run raised, after recording it in ``failed.json``.
+            ConfigError: an invalid config (not recorded: sec/launch.py rejects the job).
+            Exception: whatever else the run raised, after recording it in ``failed.json``.
         """
         if self.done:
             log.info("%s is finished (%s exists): skipped", self.run_dir, DONE)
@@ -145,6 +148,8 @@ class Workspace:
         self._check_failed_before()
         try:
             return self._train_and_evaluate()
+        except ConfigError:
+            raise  # an invalid config is rejected (sec/launch.py), not a failure: judged afresh on rerun
         except Exception as exc:
             self._record_failure(exc)
             raise
@@ -185,6 +190,9 @@ class Workspace:
 
     def _train_and_evaluate(self) -> dict[str, Any]:
         check_config(self.cfg)
+        if self.cfg.backend.get("dry_run", False):  # print what the backend would run; no data, no training
+            get_dry_run(str(self.cfg.backend.name))(self)
+            return {}
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
         seed_everything(int(self.cfg.seed))
@@ -275,6 +283,8 @@ class Workspace:
             max_problems_per_level=e.max_problems_per_level,
             seed=int(self.cfg.seed) * 100_003 + step,
             step=step,
+            id_sets=list(self.cfg.task.get("id_sets") or []),
+            ood_sets=list(self.cfg.task.get("ood_sets") or []),
         )
 
     def summary(self) -> dict[str, Any]:

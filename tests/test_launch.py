@@ -149,3 +149,55 @@ def test_puzzles_mix_with_sec_2d_has_nine_arms_and_per_task_eval(tmp_path):
     }
     done = json.loads((run / "done.json").read_text())
     assert "zebra/ood pass@1" in done and "id pass@1" in done
+
+
+def run_launch(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(
+        [sys.executable, "-m", "sec.launch", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_invalid_single_run_is_one_line_and_status_1(tmp_path):
+    r = run_launch("profile=tiny", "task=countdown", "curriculum=sec_2d", f"hydra.run.dir={tmp_path / 'run'}")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "sec.launch: invalid config: curriculum=sec_2d has one arm per (task, level) and needs a multi-task task "
+        "(task=puzzles), not task=countdown"
+    ]
+
+
+def test_sweep_with_math_runs_the_valid_jobs_and_rejects_the_invalid_ones(tmp_path):
+    sweep = tmp_path / "sweep"
+    r = run_launch("-m", "profile=tiny", "task=math,countdown", "curriculum=sec,sec_2d", f"hydra.sweep.dir={sweep}")
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert "sec.launch: 2 of 4 jobs rejected as invalid configs; the others ran" in r.stderr
+    rejected = sorted(p.parent.name for p in sweep.glob("*/rejected.json"))
+    assert rejected == ["1_curriculum=sec_2d,profile=tiny,task=math", "3_curriculum=sec_2d,profile=tiny,task=countdown"]
+    math_run = sweep / "0_curriculum=sec,profile=tiny,task=math"
+    records = read_metrics(math_run / "metrics.jsonl")
+    train = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in train] == [1, 2]
+    assert sum(train[0][f"curriculum/{lv}/prob"] for lv in range(1, 6)) == pytest.approx(1.0)
+    splits = {r["split"] for r in records if r["kind"] == "eval" and r["step"] == 2}
+    assert splits == {"math500", "amc", "aime24", "id", "ood"}
+    assert "math500 pass@1" in json.loads((math_run / "done.json").read_text())
+    check_run(sweep / "2_curriculum=sec,profile=tiny,task=countdown", steps=2, curriculum="sec")
+
+
+@pytest.mark.slow
+def test_every_task_and_curriculum_on_the_tiny_profile(tmp_path):
+    """Issue 3's sweep: 5 tasks x 4 curricula; sec_2d on a single task is rejected, 16 jobs run."""
+    sweep = tmp_path / "sweep"
+    r = run_launch(
+        "-m", "profile=tiny", "task=countdown,zebra,arc,math,puzzles", "curriculum=random,ordered,sec,sec_2d",
+        f"hydra.sweep.dir={sweep}", timeout=3600,
+    )  # fmt: skip
+    assert r.returncode == 1 and "4 of 20 jobs rejected" in r.stderr, r.stderr[-3000:]
+    assert len(list(sweep.glob("*/done.json"))) == 16
+    assert {p.parent.name.split("task=")[1] for p in sweep.glob("*/rejected.json")} == {
+        "countdown",
+        "zebra",
+        "arc",
+        "math",
+    }

@@ -65,8 +65,9 @@ def slurm() -> None:
     pytest.skip(f"no local SLURM ({reason}); `bash scripts/slurm_local.sh start` runs one on this machine")
 
 
-def sec_launch(*args: str, threads: int | None = None, timeout: int = 900, **popen: object) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def sec_launch(*args: str, threads: int | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python -m sec.launch *args`` in the background (its jobs inherit the environment)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     return subprocess.Popen(
@@ -76,7 +77,6 @@ def sec_launch(*args: str, threads: int | None = None, timeout: int = 900, **pop
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        **popen,  # type: ignore[arg-type]
     )
 
 
@@ -160,28 +160,33 @@ def test_sweep_2x2_is_one_array_with_local_outputs_and_failures_are_reported(slu
             assert (run / "config.yaml").read_text() == (ref[n] / "config.yaml").read_text()
             assert json.loads((run / "done.json").read_text()) == json.loads((ref[n] / "done.json").read_text())
 
-    # rerun into the same sweep dir with two jobs that fail (sec_2d needs a multi-task task):
-    # the finished jobs 0 and 2 are skipped, the failures are reported with their logs
-    before = {n: (ran[n] / "metrics.jsonl").read_text() for n in (0, 2)}
-    failing = ("profile=tiny", "task=zebra,arc", "curriculum=sec,sec_2d", f"hydra.sweep.dir={sweep}")
-    rc, out = finish(sec_launch("-m", "hydra/launcher=slurm", *failing))
+    # a second sweep into the same dir, with a data cache that is a file: job 0 (zebra, sec)
+    # finished above and is skipped, job 1 is rejected (sec_2d needs a multi-task task), jobs 2
+    # and 3 fail when they load their data; the failures are reported with their logs
+    before = (ran[0] / "metrics.jsonl").read_text()
+    broken_cache = tmp_path / "cache_is_a_file"
+    broken_cache.write_text("")
+    second = ("profile=tiny", "task=zebra,puzzles", "curriculum=sec,sec_2d", f"hydra.sweep.dir={sweep}")
+    rc, out = finish(sec_launch("-m", "hydra/launcher=slurm", *second, env={"SEC_CACHE_DIR": str(broken_cache)}))
     assert rc != 0
-    assert "2 of 4 SLURM jobs failed (the others finished)" in out, out[-4000:]
-    report = {int(m[0]): m[1] for m in re.findall(r"^\s+#(\d+) (.*)$", out, flags=re.M) if "ConfigError" in m[1]}
-    assert sorted(report) == [1, 3]
-    for n, line in report.items():
-        assert "curriculum=sec_2d" in line and "needs a multi-task task" in line
+    assert "2 of 4 SLURM jobs failed, 1 rejected as invalid configs (the others finished)" in out, out[-4000:]
+    report = {int(n): line for n, line in re.findall(r"^\s+#(\d) (.*)$", out, flags=re.M)}
+    assert sorted(report) == [1, 2, 3]
+    assert "curriculum=sec_2d" in report[1] and "rejected: curriculum=sec_2d" in report[1]
+    assert (next(sweep.glob("1_curriculum=sec_2d*")) / "rejected.json").exists()
+    for n in (2, 3):
+        line = report[n]
+        assert "task=puzzles" in line and str(broken_cache) in line
         log_file = Path(re.search(r"log (\S+_log\.out)", line).group(1))
-        assert log_file.exists() and "ConfigError" in log_file.read_text()
-        run_dir = next(p for p in sweep.iterdir() if p.name.startswith(f"{n}_curriculum=sec_2d"))
+        assert log_file.exists() and "Traceback" in log_file.read_text()
+        run_dir = next(p for p in sweep.iterdir() if p.name.startswith(f"{n}_") and "task=puzzles" in p.name)
         assert line.endswith(f"run dir {run_dir})")
         failed = json.loads((run_dir / "failed.json").read_text())
-        assert failed["error"].startswith("ConfigError") and failed["log"] == str(log_file)
+        assert str(broken_cache) in failed["error"] and failed["log"] == str(log_file)
         assert failed["slurm_job_id"] == submitted(out)[n]
-    for n in (0, 2):
-        assert (ran[n] / "metrics.jsonl").read_text() == before[n]
-        log_file = Path(re.search(r"log (\S+_log\.out)", submitted_line(out, n)).group(1))
-        assert "is finished (done.json exists): skipped" in log_file.read_text()
+    assert (ran[0] / "metrics.jsonl").read_text() == before
+    log_file = Path(re.search(r"log (\S+_log\.out)", submitted_line(out, 0)).group(1))
+    assert "is finished (done.json exists): skipped" in log_file.read_text()
 
 
 def submitted_line(output: str, n: int) -> str:

@@ -321,15 +321,17 @@ def test_bad_config(cfg: dict[str, Any], match: str, tmp_path: Path) -> None:
 
 
 class _Hanging:
-    """Wraps a real dataset; chosen indices loop forever like reasoning-gym's arc_1d at size >= 45."""
+    """Wraps a real dataset; chosen indices spin forever (burning CPU) like reasoning-gym's arc_1d at
+    size >= 45."""
 
     def __init__(self, real: Any, hang: set[int] | None) -> None:
         self.real, self.hang = real, hang
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
         if self.hang is None or idx in self.hang:
+            x = 0
             while True:
-                time.sleep(0.01)
+                x += 1
         return self.real[idx]
 
 
@@ -370,7 +372,7 @@ def test_real_arc_hang_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     kwargs = {"min_size": 60, "max_size": 60, "num_train": 3}
     out = generate_items("arc", "arc_1d", 9, kwargs, 100, 1, "test", item_timeout_s=0.25, progress=False)
     assert len(out) == 100
-    assert "skipped reasoning-gym item 70 (timed out after 0.25 s)" in caplog.text
+    assert "skipped reasoning-gym item 70 (timed out after 0.25 s of CPU time)" in caplog.text
 
 
 def test_workers_and_threads_give_the_same_items() -> None:
@@ -382,6 +384,49 @@ def test_workers_and_threads_give_the_same_items() -> None:
     thread.start()
     thread.join(60)
     assert result == [inline]  # off the main thread: a worker process enforces the time bound
+
+
+class _Uneven:
+    """Wraps a real dataset; every 5th index is slow, so workers finish chunks out of order."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        if idx % 5 == 0:
+            time.sleep(0.02)
+        return self.real[idx]
+
+
+def test_time_bound_is_cpu_time_not_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # an item that waits (a loaded machine: the process gets no CPU) is not a hang
+    class Waiting:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getitem__(self, idx: int) -> dict[str, Any]:
+            if idx == 1:
+                time.sleep(0.5)
+            return self.real[idx]
+
+    make = puzzles._make_dataset
+    monkeypatch.setattr(puzzles, "_make_dataset", lambda *a: Waiting(make(*a)))
+    for workers in (1, 2):
+        stats: dict[str, Any] = {}
+        out = generate_items(
+            "countdown", "countdown", 1, CONFIGS["countdown"]["levels"][1], 3, 3, "train",
+            item_timeout_s=0.2, workers=workers, progress=False, stats=stats,
+        )  # fmt: skip
+        assert stats["skipped"] == 0 and [json.loads(r["metadata"])["source_index"] for r in out] == [0, 1, 2]
+
+
+def test_dynamic_dispatch_keeps_index_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 3 workers, chunk 4: slow chunks come back late and must be reordered into index order
+    args = ("countdown", "countdown", 1, CONFIGS["countdown"]["levels"][1], 200, 11, "train")
+    inline = generate_items(*args, workers=1, progress=False)
+    make = puzzles._make_dataset
+    monkeypatch.setattr(puzzles, "_make_dataset", lambda *a: _Uneven(make(*a)))
+    assert generate_items(*args, workers=3, progress=False) == inline
 
 
 # ------------------------------------------------------------------------------------- project configs

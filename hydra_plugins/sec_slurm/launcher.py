@@ -87,8 +87,11 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
                     job.paths.stdout,
                 )
 
+        from sec.launch import REJECTED  # not at import: Hydra imports this module on every run
+
         returns: list[JobReturn] = []
         failures: list[str] = []
+        rejected: list[str] = []
         for i, overrides in enumerate(job_overrides):
             job = jobs[i]
             where = f"SLURM job {job.job_id}, log {job.paths.stdout}"
@@ -99,16 +102,22 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
                 failures.append(f"{name}: {first_line(err)} ({where}, state {job.state})")
                 continue
             returns.append(ret)
+            run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir) if ret.hydra_cfg else None
             if ret.status == JobStatus.FAILED:  # the run raised; Hydra's run_job caught it
                 try:
                     ret.return_value  # noqa: B018 -- re-raises the run's exception
                 except Exception as err:
-                    run_dir = ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else "?"
                     failures.append(f"{name}: {type(err).__name__}: {err} ({where}, run dir {run_dir})")
+            elif run_dir is not None and (run_dir / REJECTED).exists():
+                reason = json.loads((run_dir / REJECTED).read_text()).get("reason", "?")
+                rejected.append(f"{name}: rejected: {reason}")
         if failures:
-            report = f"{len(failures)} of {len(job_overrides)} SLURM jobs failed (the others finished):\n  " + (
-                "\n  ".join(failures)
-            )
+            # raising skips Hydra's on_multirun_end, where sec.launch.SweepReport lists the jobs
+            # rejected as invalid configs: list them here too
+            head = f"{len(failures)} of {len(job_overrides)} SLURM jobs failed"
+            if rejected:
+                head += f", {len(rejected)} rejected as invalid configs"
+            report = f"{head} (the others finished):\n  " + "\n  ".join(failures + rejected)
             log.error(report)
             raise SweepJobsFailed(report)
         return returns

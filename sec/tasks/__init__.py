@@ -1,4 +1,4 @@
-"""Puzzle tasks of SEC.md §2: reasoning-gym generation, paper prompts, cached data and rewards."""
+"""The tasks of SEC.md §2: reasoning-gym puzzles (generation, prompts, cached data), Math (sec.tasks.math), rewards."""
 
 from sec.tasks.data import DATA_FORMAT_VERSION, RECORD_COLUMNS, cache_key, load_task_data
 from sec.tasks.puzzles import (

@@ -197,15 +197,25 @@ def _key_payload(cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _is_math(task_cfg: Any) -> bool:
+    return isinstance(task_cfg, Mapping) and task_cfg.get("generator") == "math"
+
+
 def cache_key(task_cfg: Mapping[str, Any]) -> str:
     """16-hex-digit SHA-256 of the canonical JSON of everything that determines the data: generator,
     levels, train/test levels and sizes, seed, task name, reasoning-gym version,
     :data:`DATA_FORMAT_VERSION` and the prompt texts. Not included: ``item_timeout_s``/``gen_workers``
     (they do not change the items unless items time out, which is logged).
 
+    The Math task (``generator: math``) has its own key (:func:`sec.tasks.math.math_cache_key`).
+
     Raises:
         ValueError: invalid config (see :func:`normalize_task_config`).
     """
+    if _is_math(task_cfg):
+        from sec.tasks.math import math_cache_key
+
+        return math_cache_key(task_cfg)
     payload = _key_payload(normalize_task_config(task_cfg))
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -340,10 +350,18 @@ def load_task_data(task_cfg: Mapping[str, Any], cache_dir: str | Path) -> pd.Dat
     Returns:
         DataFrame with :data:`RECORD_COLUMNS`: train rows (by level) then test rows (by level).
 
+    A Math config (``generator: math``) is read from its sources instead
+    (:func:`sec.tasks.math.load_math_data`).
+
     Raises:
         ValueError: invalid config (one line naming the problem).
         sec.tasks.puzzles.ItemGenerationError: a level's generator keeps failing or timing out.
+        sec.tasks.math.MathDataError: a Math data set no source provides.
     """
+    if _is_math(task_cfg):
+        from sec.tasks.math import load_math_data
+
+        return load_math_data(task_cfg, cache_dir)
     cfg = normalize_task_config(task_cfg)
     key = cache_key(cfg)
     path = Path(cache_dir) / cfg["name"] / f"{key}.parquet"
@@ -444,6 +462,13 @@ def check_task_data(task_cfg: Mapping[str, Any], cache_dir: str | Path) -> str:
     Raises:
         ValueError: invalid config.
     """
+    if _is_math(task_cfg):
+        path = Path(cache_dir) / str(task_cfg["name"]) / f"{cache_key(task_cfg)}.parquet"
+        if not path.exists() or not manifest_path(path).exists():
+            return "missing"
+        if _sha256(path) != json.loads(manifest_path(path).read_text()).get("sha256"):
+            return f"corrupt: {path} does not match the sha256 of its manifest"
+        return "ok"
     cfg = normalize_task_config(task_cfg)
     path = Path(cache_dir) / cfg["name"] / f"{cache_key(cfg)}.parquet"
     if path.exists() and manifest_path(path).exists():

@@ -12,7 +12,9 @@ Python versions, unlike ``hash()``); overlapping index ranges are then astronomi
 
 Time bound. reasoning-gym's ``arc_1d`` can loop forever (``recolor_blocks_from_palette`` at grid
 sizes >= 45 retries an impossible example without limit). Every item is generated under a
-per-item wall-clock limit (``SIGALRM`` interval timer, in the main thread or in worker processes);
+per-item CPU-time limit (``ITIMER_PROF`` / ``SIGPROF`` interval timer, in the main thread or in worker
+processes). CPU time, not wall-clock time: on a loaded machine a slow but finite item (zebra 6x6 takes
+0.5-5 s of CPU) must not be mistaken for a hang, while a hang (a busy loop) still burns CPU and is cut;
 an item that times out or raises is skipped, counted and logged with a warning, and the next index
 is tried so every level still gets exactly ``n`` items. Too many skips raise
 ``ItemGenerationError`` (a ``RuntimeError``).
@@ -20,12 +22,12 @@ is tried so every level still gets exactly ``n`` items. Too many skips raise
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import hashlib
 import json
 import logging
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import signal
 import threading
@@ -71,7 +73,7 @@ ARC_INSTRUCTION = "Your final answer must be placed in \\boxed{} and should be j
 _RG_ZEBRA_SUFFIX = "? Provide only the name of the person as your final answer."
 _RG_ARC_SENTENCE = "Your final answer should be just the test output grid itself."
 
-#: Default per-item wall-clock limit in seconds (zebra 6x6 takes ~2 s at worst).
+#: Default per-item CPU-time limit in seconds (zebra 6x6 items take 0.5-5 s of CPU).
 DEFAULT_ITEM_TIMEOUT_S = 30.0
 _MAX_CONSECUTIVE_SKIPS = 5
 
@@ -145,30 +147,31 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 @contextlib.contextmanager
 def _alarm_handler() -> Iterator[None]:
-    """Install the SIGALRM handler (main thread only); restores the previous handler and timer."""
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    old_timer = signal.setitimer(signal.ITIMER_REAL, 0)
-    started = time.monotonic()
+    """Install the SIGPROF handler (main thread only); restores the previous handler and timer."""
+    previous = signal.signal(signal.SIGPROF, _on_alarm)
+    old_timer = signal.setitimer(signal.ITIMER_PROF, 0)
+    started = time.process_time()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
         if old_timer[0] > 0:
-            remaining = max(old_timer[0] - (time.monotonic() - started), 1e-3)
-            signal.setitimer(signal.ITIMER_REAL, remaining, old_timer[1])
+            remaining = max(old_timer[0] - (time.process_time() - started), 1e-3)
+            signal.setitimer(signal.ITIMER_PROF, remaining, old_timer[1])
 
 
 def _timed_item(dataset: Any, idx: int, timeout_s: float) -> tuple[dict[str, Any] | None, str]:
-    """``dataset[idx]`` under the interval timer; (item, "") or (None, reason). Needs _alarm_handler."""
-    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    """``dataset[idx]`` under the CPU-time interval timer; (item, "") or (None, reason). Needs
+    _alarm_handler (or the worker's SIGPROF handler)."""
+    signal.setitimer(signal.ITIMER_PROF, timeout_s)
     try:
         try:
             item = dataset[idx]
         finally:  # an alarm firing in here is still caught below
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
     except _ItemTimeout:
-        return None, f"timed out after {timeout_s:g} s"
+        return None, f"timed out after {timeout_s:g} s of CPU time"
     except Exception as exc:  # reasoning-gym raises e.g. ValueError when it gives up on an item
         return None, f"{type(exc).__name__}: {exc}"
     return item, ""
@@ -196,7 +199,7 @@ def _worker_main(
     """
     for other in inherited:
         other.close()
-    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGPROF, _on_alarm)
     dataset = _make_dataset(generator, level_kwargs, seed)
     while True:
         try:
@@ -213,16 +216,28 @@ def _worker_main(
 
 
 def _iter_raw(
-    generator: str, level_kwargs: Mapping[str, Any], seed: int, timeout_s: float, workers: int, chunk: int
+    generator: str,
+    level_kwargs: Mapping[str, Any],
+    seed: int,
+    timeout_s: float,
+    workers: int,
+    chunk: int,
+    expected: int,
 ) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
     """Yield ``(index, item | None, failure reason)`` for indices 0, 1, 2, ... in order, lazily.
 
-    Inline with a main-thread SIGALRM timer when ``workers <= 1`` and we are on the main thread;
-    otherwise in worker processes (each times its items with its own SIGALRM). Each worker has a
-    private pipe and gets chunks round-robin, two in flight per worker, so results arrive in index
-    order and closing the iterator can kill busy workers without deadlocking on a shared queue
+    Inline with a main-thread CPU-time timer when ``workers <= 1`` and we are on the main thread;
+    otherwise in worker processes (each times its items with its own SIGPROF timer).
+
+    Dispatch is dynamic: each worker has a private pipe and up to two chunks of ``chunk`` indices in
+    flight, and whichever worker answers first gets the next chunk, so a worker that drew slow items
+    (zebra items take 0.1-2 s) does not hold the others back. Results are reordered by index in a
+    buffer of at most ``4 * workers`` chunks. Chunks are only submitted up to index ``expected``
+    (what the caller needs if nothing is skipped); once those are consumed, more are submitted on
+    demand, so the last chunks do not generate items nobody reads. Private pipes (not a shared
+    queue) let closing the iterator kill busy workers without deadlocking
     (``multiprocessing.Pool.terminate`` can). Workers are forked where possible: ``spawn`` would
-    re-run an unguarded ``__main__`` script in every worker. A chunk that brings no result within
+    re-run an unguarded ``__main__`` script in every worker. No result within
     ``2 * chunk * timeout_s + 60`` seconds, or a dead worker, raises :class:`ItemGenerationError`.
     """
     on_main = threading.current_thread() is threading.main_thread()
@@ -238,6 +253,7 @@ def _iter_raw(
     ctx = mp.get_context(method)
     n_procs = max(1, workers)
     patience = 2 * chunk * timeout_s + 60
+    window = 4 * n_procs * chunk  # reorder bound: submitted - yielded indices
     procs: list[Any] = []
     conns: list[Any] = []
     try:
@@ -259,30 +275,42 @@ def _iter_raw(
             child_conn.close()
             procs.append(proc)
             conns.append(parent_conn)
-        pending: collections.deque[int] = collections.deque()
-        submitted = 0
+        in_flight = [0] * n_procs
+        buffer: dict[int, list[Any]] = {}
+        next_start = 0  # first index not yet submitted
+        next_yield = 0  # first index not yet yielded
+        limit = max(expected, 1)  # submit up to this index; raised on demand
 
-        def submit() -> None:
-            nonlocal submitted
-            worker = submitted % n_procs
-            conns[worker].send((submitted * chunk, chunk))
-            pending.append(worker)
-            submitted += 1
+        def fill(worker: int) -> None:
+            nonlocal next_start
+            while in_flight[worker] < 2 and next_start < limit and next_start - next_yield < window:
+                conns[worker].send((next_start, chunk))
+                in_flight[worker] += 1
+                next_start += chunk
 
-        for _ in range(2 * n_procs):
-            submit()
         while True:
-            worker = pending.popleft()
-            try:
-                if not conns[worker].poll(patience):
-                    raise ItemGenerationError(f"{generator}: no result from a generator worker in {patience:g} s")
-                results = conns[worker].recv()
-            except (EOFError, OSError):
-                raise ItemGenerationError(
-                    f"{generator}: a generator worker died (exit code {procs[worker].exitcode})"
-                ) from None
-            submit()
-            yield from results
+            if next_yield in buffer:
+                results = buffer.pop(next_yield)
+                next_yield += len(results)
+                yield from results
+                continue
+            if not any(in_flight) and next_start >= limit:
+                limit = next_start + chunk * n_procs  # items were skipped: the caller wants more
+            for worker in range(n_procs):
+                fill(worker)
+            ready = mp_connection.wait([conns[w] for w in range(n_procs) if in_flight[w]], timeout=patience)
+            if not ready:
+                raise ItemGenerationError(f"{generator}: no result from a generator worker in {patience:g} s")
+            for conn in ready:
+                worker = conns.index(conn)
+                try:
+                    results = conn.recv()
+                except (EOFError, OSError):
+                    raise ItemGenerationError(
+                        f"{generator}: a generator worker died (exit code {procs[worker].exitcode})"
+                    ) from None
+                in_flight[worker] -= 1
+                buffer[results[0][0]] = results
     finally:
         for proc in procs:
             proc.kill()
@@ -336,7 +364,7 @@ def generate_items(
         seed: base seed of the task; the per-(task, level, split) seed is derived from it.
         split: ``"train"`` or ``"test"``.
         exclude_questions: questions that must not be produced.
-        item_timeout_s: per-item wall-clock limit in seconds.
+        item_timeout_s: per-item CPU-time limit in seconds.
         workers: generator processes; ``None`` picks :func:`default_workers`.
         progress: show a tqdm bar.
         stats: if given, filled with ``skipped`` (reasoning-gym indices that failed or timed
@@ -361,7 +389,8 @@ def generate_items(
     excluded = set(exclude_questions)
     rg_seed = derive_seed(seed, task_name, level, split)
     n_workers = default_workers(n) if workers is None else int(workers)
-    chunk = max(1, min(64, n // (4 * max(1, n_workers)) or 1))
+    # small chunks balance uneven item times; 64 caps the per-message overhead on fast generators
+    chunk = max(1, min(64, n // (16 * max(1, n_workers))))
     max_skips = max(5, n // 20)
 
     records: list[dict[str, Any]] = []
@@ -370,7 +399,7 @@ def generate_items(
     dropped = 0
     t0 = time.perf_counter()
     desc = f"{task_name} {split} L{level}"
-    raw = _iter_raw(generator, level_kwargs, rg_seed, float(item_timeout_s), n_workers, chunk)
+    raw = _iter_raw(generator, level_kwargs, rg_seed, float(item_timeout_s), n_workers, chunk, n)
     with tqdm(total=n, desc=desc, unit="item", disable=not progress, leave=False) as bar:
         try:
             for idx, item, reason in raw:

@@ -1,4 +1,4 @@
-"""Answer extraction and rule-based rewards for the puzzle tasks (SEC.md §2).
+"""Answer extraction and rule-based rewards for the puzzle and Math tasks (SEC.md §2).
 
 * The answer is the content of the last ``\\boxed{...}`` of a completion (SEC.md §2: "released code
   extracts the answer from the last ``\\boxed{...}``").
@@ -20,6 +20,11 @@
   - ``arc_1d``: reasoning-gym's ``ProceduralDataset.score_answer`` (exact string equality gives 1.0;
     containment gives partial credit < 1) on the boxed text with whitespace runs collapsed to one
     space must be 1.0.
+  - ``math`` (the Math task): math-verify (``math_verify.verify(parse(gold), parse(answer))``, both
+    wrapped in ``\\boxed{}`` so its LaTeX extraction reads them whole): symbolic / numeric
+    equivalence, e.g. ``\\frac{1}{2}`` = ``0.5``, ``3\\sqrt{2}`` = ``\\sqrt{18}``. math-verify bounds
+    each call with a SIGALRM timer, which only works on the main thread; elsewhere the answer is
+    capped at ``_MAX_MATH_CHARS`` characters and checked without a timer.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ __all__ = [
     "countdown_correct",
     "extract_last_boxed",
     "is_correct",
+    "math_correct",
     "puzzle_reward",
     "resolve_generator",
 ]
@@ -168,15 +174,44 @@ def _countdown_correct(answer_text: str, answer: Mapping[str, Any]) -> bool:
     return countdown_correct(answer_text, list(answer["numbers"]), int(answer["target"]))
 
 
+_MAX_MATH_CHARS = 1000
+
+
+def math_correct(answer_text: str, gold: str) -> bool:
+    """math-verify equivalence of an extracted answer and the reference answer (module doc).
+
+    Never raises: an answer math-verify cannot parse, or one that times out, is wrong.
+    """
+    import threading
+
+    from math_verify import parse, verify
+
+    on_main = threading.current_thread() is threading.main_thread()
+    if not on_main and len(answer_text) > _MAX_MATH_CHARS:
+        return False
+    timeout = 5 if on_main else None
+    try:
+        target = parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout)  # type: ignore[arg-type]
+        pred = parse(f"\\boxed{{{answer_text}}}", parsing_timeout=timeout)  # type: ignore[arg-type]
+        return bool(target and pred and verify(target, pred, timeout_seconds=timeout))
+    except Exception:  # math-verify's TimeoutException and sympy errors alike: not a correct answer
+        return False
+
+
+def _math_correct(answer_text: str, answer: Mapping[str, Any]) -> bool:
+    return math_correct(answer_text, str(answer["answer"]))
+
+
 _CHECKERS: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {
     "countdown": _countdown_correct,
     "zebra_puzzles": _zebra_correct,
     "arc_1d": _arc_correct,
+    "math": _math_correct,
 }
 #: reasoning-gym generators with a prompt builder and a correctness check.
-SUPPORTED_GENERATORS: tuple[str, ...] = tuple(_CHECKERS)
-#: short task names used by the configs (``conf/task/*.yaml``) -> reasoning-gym generator.
-TASK_ALIASES: dict[str, str] = {"countdown": "countdown", "zebra": "zebra_puzzles", "arc": "arc_1d"}
+SUPPORTED_GENERATORS: tuple[str, ...] = ("countdown", "zebra_puzzles", "arc_1d")
+#: short task names used by the configs (``conf/task/*.yaml``) -> generator (answer checker).
+TASK_ALIASES: dict[str, str] = {"countdown": "countdown", "zebra": "zebra_puzzles", "arc": "arc_1d", "math": "math"}
 
 
 def resolve_generator(task: str, answer: Mapping[str, Any] | None = None) -> str:
@@ -232,7 +267,7 @@ def _decode_answer(raw: Any) -> Mapping[str, Any]:
 
 
 def puzzle_reward(completion: str, record: Mapping[str, Any], *, train: bool, format_reward: float = 0.1) -> float:
-    """Reward of one completion for one puzzle record (SEC.md §2).
+    """Reward of one completion for one problem record, puzzle or Math (SEC.md §2).
 
     Args:
         completion: the model's generated text (anything; non-``str`` counts as no answer).

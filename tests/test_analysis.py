@@ -1,0 +1,491 @@
+"""analysis/: the loader on a real tiny sweep (experiment=table1), the best-checkpoint rule, the
+tables (mean ± std, highlights, LaTeX/CSV), the published numbers against SEC.md, the figures
+read back from the figure objects and the PNG files, the wandb history inverse and the report
+command."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+from analysis import figures, tables
+from analysis.load import load_runs, records_from_wandb_history
+from analysis.report import main as report_main
+from conftest import CONF, ROOT
+from sec.metrics import MetricsWriter, read_metrics
+from sec.workspace import check_config
+
+# --------------------------------------------------------------------------- a real tiny sweep
+
+SWEEP_ARGS = (
+    "experiment=table1",
+    "profile=tiny",
+    "task=countdown",
+    "curriculum=random,sec",
+    "seed=0,1",
+    "train.save_every=0",
+)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """Table 1's experiment on the tiny profile, one task, random vs SEC, 2 seeds: 4 real jobs."""
+    out = tmp_path_factory.mktemp("analysis") / "sweep"
+    r = subprocess.run(
+        [sys.executable, "-m", "sec.launch", "-m", *SWEEP_ARGS, f"hydra.sweep.dir={out}"],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert r.returncode == 0, f"sweep failed:\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
+    return out
+
+
+def test_loader_reads_the_real_sweep(sweep):
+    runs = load_runs([sweep])
+    assert runs.skipped == [] and runs.unfinished == []
+    per_run = runs.train.groupby("run").agg(
+        tag=("tag", "first"), model=("model", "first"), cur=("curriculum", "first"), seed=("seed", "first")
+    )
+    assert len(per_run) == 4 and set(per_run["tag"]) == {"table1"} and set(per_run["model"]) == {"tiny"}
+    assert sorted(zip(per_run["cur"], per_run["seed"], strict=True)) == [
+        ("random", 0),
+        ("random", 1),
+        ("sec", 0),
+        ("sec", 1),
+    ]
+    assert runs.train.groupby("run")["step"].apply(list).map(sorted).tolist() == [[1, 2]] * 4
+    assert (runs.train["dataset_level_mean"] == 2.0).all() and runs.train["done"].all()
+    assert runs.train["curriculum/sampled_level_mean"].between(1, 3).all()
+    # the two seeds of a cell share their config id, the two curricula do not
+    ids = runs.train.groupby("run")[["curriculum", "config_id"]].first()
+    assert ids.groupby("curriculum")["config_id"].nunique().tolist() == [1, 1] and ids["config_id"].nunique() == 2
+    e = runs.eval
+    assert set(e["split"]) == {"id", "ood", "level_1", "level_2", "level_3", "level_4"}
+    assert set(e["task"]) == {"countdown"} and set(e["run_task"]) == {"countdown"}
+    assert e.groupby("run")["step"].unique().map(sorted).tolist() == [[1, 2]] * 4
+    assert e["pass@1"].between(0, 1).all() and set(runs.configs) == set(per_run.index)
+
+
+def test_loader_reports_failed_and_unfinished_runs(sweep, tmp_path):
+    root = tmp_path / "mixed"
+    shutil.copytree(sweep, root)
+    jobs = sorted(p for p in root.iterdir() if (p / "metrics.jsonl").exists())
+    # a job that failed before its first step: Hydra dir and log, no metrics
+    failed = root / "9_failed"
+    (failed / ".hydra").mkdir(parents=True)
+    shutil.copy(jobs[0] / "config.yaml", failed / "config.yaml")
+    (failed / "launch.log").write_text("[sec.workspace] loading\nValueError: backend=trl offers algorithm=grpo|rloo\n")
+    # a job killed after step 1: no done.json, metrics cut after the first records
+    cut = jobs[1]
+    (cut / "done.json").unlink()
+    kept = [r for r in read_metrics(cut / "metrics.jsonl") if r["step"] <= 1]
+    (cut / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept) + '{"torn')
+    runs = load_runs([root])
+    assert len(runs.skipped) == 1 and runs.skipped[0][0] == str(failed)
+    assert "no metrics.jsonl" in runs.skipped[0][1] and "backend=trl offers" in runs.skipped[0][1]
+    assert runs.unfinished == [(str(cut), 1)]
+    assert runs.train["run"].nunique() == 4 and set(runs.eval.loc[runs.eval["run"] == str(cut), "step"]) == {1}
+    only = load_runs([root], finished_only=True)
+    assert (str(cut), "unfinished (no done.json), last step 1") in only.skipped
+    assert only.train["run"].nunique() == 3
+
+
+def _numeric(r: dict) -> dict:
+    return {k: v for k, v in r.items() if k not in ("kind", "step") and isinstance(v, (int, float))}
+
+
+def test_wandb_history_inverts_what_the_writer_logs(sweep):
+    """metrics.jsonl -> the writer's wandb view -> wandb history rows (logs of one step merged,
+    `_step` added) -> records_from_wandb_history gives the same train and eval values back."""
+    job = next(p for p in sorted(sweep.iterdir()) if (p / "metrics.jsonl").exists())
+    records = read_metrics(job / "metrics.jsonl")
+    rows: dict[int, dict] = {}
+    for r in records:
+        rows.setdefault(r["step"], {"_step": r["step"], "_runtime": 1.0}).update(MetricsWriter._wandb_view(r))
+    back = records_from_wandb_history(rows.values())
+    train = [r for r in records if r["kind"] == "train"]
+    assert [_numeric(r) for r in back if r["kind"] == "train"] == [_numeric(r) for r in train]
+    evals = {(r["step"], r["task"], r["split"]): r["pass@1"] for r in records if r["kind"] == "eval"}
+    assert {(r["step"], r["task"], r["split"]): r["pass@1"] for r in back if r["kind"] == "eval"} == evals
+
+
+# --------------------------------------------------------------------------- best checkpoint
+
+
+def _evals(rows: list[tuple]) -> pd.DataFrame:
+    cols = ["run", "task", "split", "step", "pass@1"]
+    df = pd.DataFrame(rows, columns=cols)
+    return df.assign(seed=0, model="m", algorithm="grpo", curriculum="sec", run_task="t")
+
+
+def test_best_checkpoint_takes_the_id_best_step_for_every_split():
+    # ID is best at step 10, OOD at step 20
+    e = _evals(
+        [
+            ("a", "t", "id", 10, 0.8),
+            ("a", "t", "ood", 10, 0.3),
+            ("a", "t", "id", 20, 0.7),
+            ("a", "t", "ood", 20, 0.5),
+            ("a", "t", "id", 30, 0.8),  # a tie with step 10: the earliest wins
+            ("a", "t", "ood", 30, 0.1),
+        ]
+    )
+    best = tables.best_checkpoint(e).set_index("split")
+    assert best.loc["id", "step"] == 10 and best.loc["ood", "step"] == 10
+    assert best.loc["ood", "pass@1"] == 0.3 and set(best["selected_on"]) == {"id"}
+    per = tables.best_checkpoint(e, per_split=True).set_index("split")
+    assert per.loc["id", "step"] == 10 and per.loc["ood", "step"] == 20 and per.loc["ood", "pass@1"] == 0.5
+    on_ood = tables.best_checkpoint(e, select_split="ood").set_index("split")
+    assert on_ood.loc["id", "step"] == 20
+
+
+def test_best_checkpoint_of_a_mix_and_of_runs_without_an_id_split():
+    mix = _evals(
+        [
+            ("m", "countdown", "id", 10, 0.9),
+            ("m", "zebra", "id", 10, 0.1),
+            ("m", "countdown", "id", 20, 0.6),
+            ("m", "zebra", "id", 20, 0.5),  # mean 0.55 > 0.5: step 20 for both tasks
+        ]
+    )
+    assert set(tables.best_checkpoint(mix)["step"]) == {20}
+    math = _evals(
+        [
+            ("x", "math", "math500", 10, 0.6),
+            ("x", "math", "aime24", 10, 0.0),
+            ("x", "math", "math500", 20, 0.5),
+            ("x", "math", "aime24", 20, 0.2),
+            ("x", "math", "level_1", 10, 1.0),  # per-level splits do not select
+        ]
+    )
+    best = tables.best_checkpoint(math)
+    assert set(best["step"]) == {20} and set(best["selected_on"]) == {"mean of math500/aime24"}
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _best(values: dict[tuple[str, int], float]) -> pd.DataFrame:
+    rows = []
+    for (cur, seed), v in values.items():
+        for split, x in (("id", v), ("ood", v / 2)):
+            rows.append(
+                {
+                    "run": f"{cur}{seed}",
+                    "task": "countdown",
+                    "split": split,
+                    "model": "qwen2.5_3b",
+                    "algorithm": "grpo",
+                    "curriculum": cur,
+                    "seed": seed,
+                    "step": 10 * (seed + 1),
+                    "pass@1": x,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_aggregate_mean_std_ranks_and_renderings():
+    b = _best(
+        {
+            ("random", 0): 0.50,
+            ("random", 1): 0.70,
+            ("ordered", 0): 0.40,
+            ("ordered", 1): 0.40,
+            ("sec", 0): 0.80,
+            ("sec", 1): 0.90,
+        }
+    )
+    t = tables.aggregate(b, tables.TABLE1)
+    c = t.cells.set_index(["split", "curriculum"])
+    assert c.loc[("id", "random"), "mean"] == pytest.approx(0.6)
+    assert c.loc[("id", "random"), "std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert c.loc[("id", "sec"), "n"] == 2 and c.loc[("id", "sec"), "seeds"] == "0,1"
+    assert c.loc[("id", "sec"), "steps"] == "10,20"
+    assert [c.loc[("id", k), "rank"] for k in ("sec", "random", "ordered")] == [1, 2, 0]
+    md = tables.to_markdown(t)
+    assert md.splitlines()[0] == "| task | split | random | ordered | SEC |"
+    assert "| Countdown | ID | <u>0.600 ± 0.141</u> | 0.400 ± 0.000 | **0.850 ± 0.071** |" in md
+    tex = tables.to_latex(t)
+    assert r"$\textbf{0.850} \pm 0.071$" in tex and r"$\underline{0.600} \pm 0.141$" in tex
+    assert "\\toprule" in tex and tex.count("\\\\") == 3
+    csv = pd.read_csv(io.StringIO(tables.to_csv(t)))
+    assert len(csv) == 6 and set(csv.columns) >= {"mean", "std", "n", "rank", "seeds"}
+    gain = tables.relative_gain(t).set_index(["split", "curriculum"])["gain"]
+    assert gain[("id", "sec")] == pytest.approx(0.85 / 0.6 - 1) and gain[("id", "random")] == 0
+
+
+def test_ties_share_a_mark_and_equal_cells_get_none():
+    b = _best({("random", 0): 0.5, ("ordered", 0): 0.7, ("sec", 0): 0.7})
+    c = tables.aggregate(b, tables.TABLE1).cells.set_index(["split", "curriculum"])["rank"]
+    assert [c[("id", k)] for k in ("ordered", "sec", "random")] == [1, 1, 2]
+    b = _best({("random", 0): 0.0, ("sec", 0): 0.0})
+    assert (tables.aggregate(b, tables.TABLE1).cells["rank"] == 0).all()
+
+
+def test_a_cell_that_mixes_configs_is_named():
+    b = _best({("sec", 0): 0.5, ("sec", 1): 0.6})
+    configs = {"sec0": {"seed": 0, "curriculum": {"tau": 1.0}}, "sec1": {"seed": 1, "curriculum": {"tau": 0.2}}}
+    t = tables.aggregate(b, tables.TABLE1, configs=configs)
+    assert len(t.warnings) == 2 and all("differ in: curriculum.tau" in w for w in t.warnings)
+
+
+# --------------------------------------------------------------------------- the published numbers
+
+# SEC.md §4's three tables, transcribed verbatim (for clones without ../shared/paper/SEC.md;
+# test_transcription_matches_sec_md checks this copy against SEC.md wherever it exists)
+SEC_MD_TABLES = """
+| task | split | 3B random | 3B ordered | 3B SEC | 7B random | 7B ordered | 7B SEC |
+|---|---|---|---|---|---|---|---|
+| Countdown | ID | 0.859 | 0.551 | 0.866 | 0.858 | 0.820 | 0.872 |
+| Countdown | OOD | 0.479 | 0.321 | 0.542 | 0.566 | 0.442 | 0.555 |
+| Zebra | ID | 0.517 | 0.534 | 0.547 | 0.573 | 0.572 | 0.587 |
+| Zebra | OOD | 0.285 | 0.329 | 0.345 | 0.321 | 0.311 | 0.355 |
+| ARC-1D | ID | 0.501 | 0.476 | 0.500 | 0.512 | 0.526 | 0.514 |
+| ARC-1D | OOD | 0.313 | 0.363 | 0.381 | 0.436 | 0.428 | 0.418 |
+| Math | MATH500 | 0.668 | 0.672 | 0.672 | 0.774 | 0.759 | 0.761 |
+| Math | AMC22-23 | 0.345 | 0.352 | 0.351 | 0.486 | 0.477 | 0.511 |
+| Math | AIME24 | 0.075 | 0.054 | 0.100 | 0.138 | 0.150 | 0.175 |
+
+| task | split | random | SEC-2D |
+|---|---|---|---|
+| Countdown | ID | 0.837 | 0.839 |
+| Countdown | OOD | 0.418 | 0.428 |
+| Zebra | ID | 0.513 | 0.539 |
+| Zebra | OOD | 0.254 | 0.312 |
+| ARC | ID | 0.380 | 0.418 |
+| ARC | OOD | 0.251 | 0.327 |
+
+| RL method | split | random | SEC |
+|---|---|---|---|
+| PPO | ID | 0.621 | 0.750 |
+| PPO | OOD | 0.159 | 0.224 |
+| RLOO | ID | 0.821 | 0.859 |
+| RLOO | OOD | 0.465 | 0.494 |
+"""
+
+
+def _md_tables(text: str) -> list[list[list[str]]]:
+    """Markdown tables of a text: rows of stripped cells, the --- line dropped."""
+    out, cur = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                cur.append(cells)
+        elif cur:
+            out.append(cur)
+            cur = []
+    return out
+
+
+def _plain(cells: list[str]) -> list[str]:
+    """Markup off (**bold**, <u>underline</u>), the two names of ARC's row unified."""
+    cells = [re.sub(r"\*\*|</?u>", "", c) for c in cells]
+    return ["ARC" if c == "ARC-1D" else c for c in cells]
+
+
+def _sec_md() -> Path | None:
+    for p in (os.environ.get("SEC_PAPER_MD"), ROOT.parent / "shared" / "paper" / "SEC.md"):
+        if p and Path(p).exists():
+            return Path(p)
+    return None
+
+
+@pytest.mark.parametrize("source,index", [("table1", 0), ("figure4", 1), ("table2", 2)])
+def test_paper_tables_render_sec_md_exactly(source, index):
+    rendered = _md_tables(tables.to_markdown(tables.paper_table(source)))[0]
+    expected = _md_tables(SEC_MD_TABLES)[index]
+    assert [_plain(r) for r in rendered] == [_plain(r) for r in expected]
+
+
+def test_transcription_matches_sec_md():
+    path = _sec_md()
+    if path is None:
+        pytest.skip("SEC.md is not beside this clone (../shared/paper/SEC.md); set SEC_PAPER_MD to check")
+    text = path.read_text()
+    assert _md_tables(text[text.index("## 4.") :]) == _md_tables(SEC_MD_TABLES)
+
+
+def test_paper_csv_has_every_number_once_with_its_source():
+    p = tables.paper_results()
+    assert p.groupby("source").size().to_dict() == {"table1": 54, "figure4": 12, "table2": 8}
+    assert not p.duplicated(["source", "task", "split", "model", "algorithm", "curriculum"]).any()
+    assert p["reference"].str.contains("arXiv:2505.14970").all()
+
+
+def test_headline_gains_of_sec_over_random():
+    """SEC.md §4: 3B OOD Countdown +13%, Zebra +21%, ARC-1D +22%, AIME24 +33%."""
+    g = tables.relative_gain(tables.paper_table("table1"))
+    g = g[(g["model"] == "qwen2.5_3b") & (g["curriculum"] == "sec")].set_index(["task", "split"])["gain"]
+    got = {k: round(100 * g[k]) for k in [("countdown", "ood"), ("zebra", "ood"), ("arc", "ood"), ("math", "aime24")]}
+    assert got == {("countdown", "ood"): 13, ("zebra", "ood"): 21, ("arc", "ood"): 22, ("math", "aime24"): 33}
+
+
+def test_side_by_side_puts_each_cell_beside_the_paper(sweep):
+    runs = load_runs([sweep])
+    t = tables.aggregate(tables.best_checkpoint(runs.eval), tables.TABLE1)
+    sbs = tables.side_by_side(t).set_index(["split", "curriculum"])
+    # tiny is not a paper model: compared with the paper's 3B
+    assert set(sbs["paper_model"]) == {"qwen2.5_3b"}
+    assert sbs.loc[("ood", "sec"), "paper"] == 0.542 and sbs.loc[("id", "random"), "paper"] == 0.859
+    assert sbs.loc[("ood", "sec"), "paper_gain"] == pytest.approx(0.542 / 0.479 - 1)
+    assert (sbs["n"] == 2).all()
+    seven = tables.side_by_side(t, paper_model="qwen2.5_7b").set_index(["split", "curriculum"])
+    assert seven.loc[("ood", "sec"), "paper"] == 0.555
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _line_count(ax) -> int:
+    return len(ax.get_lines())
+
+
+def test_figure3_panels_and_lines(sweep, tmp_path):
+    train = load_runs([sweep]).train
+    fig = figures.difficulty_figure(train, window=2)
+    (ax,) = fig.axes
+    labels = [ln.get_label() for ln in ax.get_lines()]
+    assert labels == ["SEC (n=2)", "dataset mean"]
+    dashed = ax.get_lines()[1]
+    assert dashed.get_linestyle() == "--" and set(dashed.get_ydata()) == {2.0}
+    steps, mean = ax.get_lines()[0].get_data()
+    want = train[train["curriculum"] == "sec"].pivot_table(index="step", columns="run", values=figures.DIFFICULTY)
+    assert list(steps) == [1, 2] and mean == pytest.approx(want.expanding().mean().mean(axis=1).to_numpy())
+    png, pdf = figures.save(fig, tmp_path / "figure3")
+    img = matplotlib.image.imread(png)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100 and img[..., :3].std() > 0
+    assert pdf.read_bytes()[:4] == b"%PDF"
+
+    # models as rows, tasks as columns; every curriculum drawn when asked
+    other = train.assign(model="qwen2.5_7b", run=train["run"] + "-7b")
+    zebra = pd.concat([train, other]).assign(run_task="zebra", run=lambda d: d["run"] + "-z")
+    fig = figures.difficulty_figure(pd.concat([train, other, zebra]), curricula=["random", "sec"])
+    assert len(fig.axes) == 4
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["Countdown — 7B", "Zebra — 7B", "Countdown — tiny", "Zebra — tiny"]
+    assert [_line_count(ax) for ax in fig.axes] == [3, 3, 3, 3]
+
+
+def test_accuracy_curves_have_one_line_per_curriculum(sweep):
+    evals = load_runs([sweep]).eval
+    fig = figures.accuracy_figure(evals, [("countdown", "id"), ("countdown", "ood")], window=1)
+    assert len(fig.axes) == 2
+    assert [[ln.get_label() for ln in ax.get_lines()] for ax in fig.axes] == [["random (n=2)", "SEC (n=2)"]] * 2
+    with pytest.raises(ValueError, match="no eval records"):
+        figures.accuracy_figure(evals, [("zebra", "ood")])
+
+
+# --------------------------------------------------------------------------- the report command
+
+
+def test_report_command_writes_tables_figures_and_index(sweep, tmp_path):
+    out = tmp_path / "report"
+    r = subprocess.run(
+        [sys.executable, "-m", "analysis.report", str(sweep), "--out", str(out), "--window", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    index = (out / "index.md").read_text()
+    for piece in ("## Table 1", "Side by side with the paper", "![figure3](figure3.png)", "table2: no runs"):
+        assert piece in index
+    for name in ("table1.md", "table1.tex", "table1.csv", "table1_vs_paper.csv", "figure3.png", "figure3.pdf"):
+        assert (out / name).stat().st_size > 0
+    cells = pd.read_csv(out / "table1.csv")
+    assert sorted(cells["curriculum"]) == ["random", "random", "sec", "sec"] and (cells["n"] == 2).all()
+    assert len(pd.read_csv(out / "runs.csv")) == 4
+    assert matplotlib.image.imread(out / "figure3.png").size > 0
+    # an empty dir: one clear line, exit code 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert report_main([str(empty), "--out", str(tmp_path / "r2")]) == 1
+
+
+# --------------------------------------------------------------------------- the sweep definitions
+
+
+def _jobs(experiment: str, *overrides: str) -> list[list[str]]:
+    """The job overrides Hydra's basic sweeper makes of ``experiment=<name> <overrides>``: the
+    experiment's (and profile's) `hydra.sweeper.params`, the command line winning per key.
+    Call inside ``initialize_config_dir``."""
+    cfg = compose(config_name="config", overrides=[f"experiment={experiment}", *overrides], return_hydra_config=True)
+    params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
+    for o in overrides:
+        k, v = o.split("=", 1)
+        params[k] = v.split(",")
+    keys = list(params)
+    return [[f"{k}={v}" for k, v in zip(keys, combo, strict=True)] for combo in itertools.product(*params.values())]
+
+
+def _compose(experiment: str, job: list[str]):
+    return compose(config_name="config", overrides=[f"experiment={experiment}", *job])
+
+
+@pytest.mark.parametrize(
+    "experiment,extra,n_jobs,tag",
+    [
+        ("table1", ["profile=paper"], 3 * 3 * 2 * 3, "table1"),
+        ("figure3", ["profile=paper"], 3 * 2 * 3, "table1"),
+        ("figure4", ["profile=paper"], 2 * 3, "figure4"),
+        ("figure1", ["profile=paper"], 2 * 3, "figure1"),
+        ("table2", ["profile=paper", "algorithm=rloo"], 2 * 3, "table2"),
+    ],
+)
+def test_experiments_define_the_paper_sweeps(experiment, extra, n_jobs, tag):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        _check_paper_sweep(experiment, extra, n_jobs, tag)
+
+
+def _check_paper_sweep(experiment, extra, n_jobs, tag):
+    jobs = _jobs(experiment, *extra)
+    assert len(jobs) == n_jobs
+    for job in (j for j in jobs if "seed=0" in j):  # seeds do not change the composition
+        cfg = _compose(experiment, job)
+        check_config(cfg)
+        assert cfg.tag == tag and cfg.model.name.startswith("qwen2.5_")
+        assert cfg.train.prompts_per_step == 256 and cfg.eval.k == 8
+        steps = {"table2": 120, "figure4": 720}.get(experiment, 240 if cfg.model.name == "qwen2.5_3b" else 120)
+        assert cfg.train.steps == steps
+    if experiment == "table2":
+        assert _compose("table2", ["curriculum=sec", "algorithm=rloo"]).curriculum.tau == 0.25
+        assert (
+            yaml.safe_load((CONF / "experiment" / "table2.yaml").read_text().split("hydra:")[0])["table2_sec_tau"][
+                "ppo"
+            ]
+            == 1.0
+        )
+        if (CONF / "algorithm" / "ppo.yaml").exists():
+            assert len(_jobs("table2", "profile=paper")) == 12
+            assert _compose("table2", ["curriculum=sec", "algorithm=ppo"]).curriculum.tau == 1.0
+
+
+@pytest.mark.parametrize("experiment", ["table1", "figure3", "figure4", "figure1", "table2"])
+def test_tiny_profile_turns_every_experiment_into_a_cpu_smoke_sweep(experiment):
+    extra = ["profile=tiny", "seed=0"] + (["algorithm=rloo"] if experiment == "table2" else [])
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        jobs = _jobs(experiment, *extra)
+        assert all("model=tiny" in job for job in jobs)
+        cfg = _compose(experiment, jobs[-1])  # the paper-scale check above composes every job
+        check_config(cfg)
+        assert cfg.model.name == "tiny" and cfg.train.steps == 2 and cfg.train.prompts_per_step == 2

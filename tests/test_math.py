@@ -1,0 +1,159 @@
+"""The Math task: the training split built from the offline MATH source, eval sets, math-verify reward."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import CONF
+from sec.tasks import load_task_data, puzzle_reward
+from sec.tasks.data import check_task_data, manifest_path
+from sec.tasks.math import MATH_INSTRUCTION, MathDataError, build_math_records, load_math_data, math_cache_key
+from sec.tasks.rewards import math_correct
+
+PAPER_COUNTS = {1: 915, 2: 2062, 3: 2514, 4: 2648, 5: 3360}
+
+
+def math_cfg(*overrides: str) -> dict[str, Any]:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["task=math", "profile=paper", *overrides])
+    return OmegaConf.to_container(cfg.task, resolve=True)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def full() -> tuple[pd.DataFrame, dict[str, Any]]:
+    return build_math_records(math_cfg())
+
+
+def test_training_split_level_counts(full: tuple[pd.DataFrame, dict[str, Any]]) -> None:
+    df, manifest = full
+    train = df[df["split"] == "train"]
+    # MATH train 7500 + test 5000 - MATH500 500 = 12000; minus 2 "Level ?", 4 without a reference
+    # answer, 2 repeated problems (see sec/tasks/math.py)
+    assert train["level"].value_counts().sort_index().to_dict() == {1: 958, 2: 2152, 3: 2615, 4: 2776, 5: 3491}
+    assert manifest["dropped"] == {
+        "in an excluded eval set": 500,
+        "no level": 2,
+        "no reference answer": 4,
+        "duplicate problem": 2,
+    }
+    assert manifest["sources"]["math"].startswith("package:") and manifest["sources"]["math500"].startswith("package:")
+
+
+def test_math500_problems_are_not_trained_on(full: tuple[pd.DataFrame, dict[str, Any]]) -> None:
+    df, _ = full
+    norm = lambda q: " ".join(q.split())  # noqa: E731
+    train = {norm(q) for q in df.loc[df["split"] == "train", "question"]}
+    math500 = df[df["id"].str.startswith("math/test/math500/")]
+    assert len(math500) == 500 and not train & {norm(q) for q in math500["question"]}
+
+
+def test_eval_sets_and_records(full: tuple[pd.DataFrame, dict[str, Any]]) -> None:
+    df, manifest = full
+    test = df[df["split"] == "test"]
+    sets = test["metadata"].map(lambda m: json.loads(m)["eval_set"])
+    assert sets.value_counts().to_dict() == {"math500": 500, "amc": 40, "aime24": 30}
+    assert manifest["sources"]["amc"].endswith("amc23.jsonl") and manifest["sources"]["aime24"].endswith("aime24.jsonl")
+    assert set(test.loc[sets == "math500", "level"]) == {1, 2, 3, 4, 5}
+    assert set(test.loc[sets != "math500", "level"]) == {0}
+    row = df.iloc[0]
+    assert row["question"].endswith(" " + MATH_INSTRUCTION) and row["question"] in row["prompt"]
+    # every reference answer grades itself correct through math-verify (a sample of each set)
+    for _, r in pd.concat([df[df["split"] == "train"].iloc[::400], test.iloc[::7]]).iterrows():
+        gold = json.loads(r["answer"])["answer"]
+        assert puzzle_reward(f"so \\boxed{{{gold}}}", r.to_dict(), train=False) == 1.0, r["id"]
+
+
+def test_paper_shape_subset_is_exact_and_seeded() -> None:
+    counts = ", ".join(f"{lv}: {n}" for lv, n in PAPER_COUNTS.items())
+    cfg = math_cfg(f"task.train_per_level={{{counts}}}")
+    df, _ = build_math_records(cfg)
+    train = df[df["split"] == "train"]
+    assert train["level"].value_counts().sort_index().to_dict() == PAPER_COUNTS and len(train) == 11499
+    again, _ = build_math_records(cfg)
+    assert again["question"].tolist() == df["question"].tolist()
+    other, _ = build_math_records({**cfg, "seed": cfg["seed"] + 1})
+    assert other["question"].tolist() != df["question"].tolist()
+
+
+def test_cached_with_manifest(tmp_path: Path) -> None:
+    cfg = math_cfg("task.train_per_level=3", "task.test_per_level=2")
+    assert check_task_data(cfg, tmp_path) == "missing"
+    df = load_task_data(cfg, tmp_path)
+    assert len(df) == 5 * 3 + 3 * 2
+    path = tmp_path / "math" / f"{math_cache_key(cfg)}.parquet"
+    manifest = json.loads(manifest_path(path).read_text())
+    assert manifest["train_per_level_counts"] == {str(lv): 3 for lv in range(1, 6)}
+    assert check_task_data(cfg, tmp_path) == "ok"
+    pd.testing.assert_frame_equal(load_math_data(cfg, tmp_path), df)
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    assert check_task_data(cfg, tmp_path).startswith("corrupt")
+
+
+def test_missing_eval_set_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEC_EVAL_DATA_DIR")
+    cfg = math_cfg()
+    assert cfg["local_dir"] is None
+    with pytest.raises(MathDataError, match=r"'amc'.*hub AI-MO/aimo-validation-amc.*task\.eval_sets\.amc\.path="):
+        build_math_records(cfg)
+    cfg["eval_sets"]["amc"]["path"] = "/nonexistent/amc.jsonl"
+    with pytest.raises(MathDataError, match=r"/nonexistent/amc\.jsonl does not exist"):
+        build_math_records(cfg)
+
+
+def test_local_file_path_wins(tmp_path: Path) -> None:
+    local = tmp_path / "aime.jsonl"
+    local.write_text(json.dumps({"Problem": "What is $1+1$?", "Answer": 2}) + "\n")
+    cfg = math_cfg("task.train_per_level=1", f"task.eval_sets.aime24.path={local}")
+    df, manifest = build_math_records(cfg)
+    assert manifest["sources"]["aime24"] == f"local:{local}"
+    aime = df[df["metadata"].str.contains('"aime24"')]
+    assert aime["question"].tolist() == [f"What is $1+1$? {MATH_INSTRUCTION}"]
+    assert json.loads(aime["answer"].iloc[0])["answer"] == "2"
+
+
+@pytest.mark.parametrize(
+    "gold,answer,ok",
+    [
+        ("\\frac{1}{2}", "0.5", True),
+        ("3\\sqrt{2}", "\\sqrt{18}", True),
+        ("\\dfrac{3}{4}", "3/4", True),
+        ("(1,2)", "(1, 2)", True),
+        ("x^2+1", "1+x^2", True),
+        ("142", "142.0", True),
+        ("5", "6", False),
+        ("\\frac{1}{2}", "\\frac{1}{3}", False),
+        ("5", "", False),
+        ("5", "}{\\frac{", False),
+        ("5", "\\boxed{" * 50, False),
+    ],
+)
+def test_math_verify_equivalence(gold: str, answer: str, ok: bool) -> None:
+    assert math_correct(answer, gold) is ok
+
+
+def test_math_reward_is_binary_without_format_reward() -> None:
+    record = {"task": "math", "answer": json.dumps({"generator": "math", "answer": "\\frac{1}{2}"})}
+    fmt = float(math_cfg()["format_reward"])
+    assert fmt == 0.0
+    assert puzzle_reward("x = \\boxed{0.5}", record, train=True, format_reward=fmt) == 1.0
+    assert puzzle_reward("x = \\boxed{7}", record, train=True, format_reward=fmt) == 0.0
+    assert puzzle_reward("\\boxed{1/3} then \\boxed{1/2}", record, train=True, format_reward=fmt) == 1.0
+    assert puzzle_reward("no box, 0.5", record, train=True, format_reward=fmt) == 0.0
+    assert puzzle_reward("\\boxed{0.5", record, train=False) == 0.0  # truncated
+
+
+def test_math_reward_off_the_main_thread() -> None:
+    # math-verify's SIGALRM timer only works on the main thread (verl / Ray reward workers)
+    out: list[bool] = []
+    thread = threading.Thread(target=lambda: out.extend([math_correct("0.5", "\\frac{1}{2}"), math_correct("2", "3")]))
+    thread.start()
+    thread.join(60)
+    assert out == [True, False]
