@@ -445,8 +445,8 @@ def _compose(experiment: str, job: list[str]):
 @pytest.mark.parametrize(
     "experiment,extra,n_jobs,tag",
     [
-        ("table1", ["profile=paper"], 3 * 3 * 2 * 3, "table1"),
-        ("figure3", ["profile=paper"], 3 * 2 * 3, "table1"),
+        ("table1", ["profile=paper"], 4 * 3 * 2 * 3, "table1"),
+        ("figure3", ["profile=paper"], 4 * 2 * 3, "table1"),
         ("figure4", ["profile=paper"], 2 * 3, "figure4"),
         ("figure1", ["profile=paper"], 2 * 3, "figure1"),
         ("table2", ["profile=paper", "algorithm=rloo"], 2 * 3, "table2"),
@@ -465,7 +465,8 @@ def _check_paper_sweep(experiment, extra, n_jobs, tag):
         check_config(cfg)
         assert cfg.tag == tag and cfg.model.name.startswith("qwen2.5_")
         assert cfg.train.prompts_per_step == 256 and cfg.eval.k == 8
-        steps = {"table2": 120, "figure4": 720}.get(experiment, 240 if cfg.model.name == "qwen2.5_3b" else 120)
+        pair_steps = 240 if cfg.model.name == "qwen2.5_3b" or cfg.task.name == "math" else 120  # SEC.md §3
+        steps = {"table2": 120, "figure4": 720}.get(experiment, pair_steps)
         assert cfg.train.steps == steps
     if experiment == "table2":
         assert _compose("table2", ["curriculum=sec", "algorithm=rloo"]).curriculum.tau == 0.25

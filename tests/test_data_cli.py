@@ -57,6 +57,53 @@ def test_interrupted_generation_resumes_from_its_shards(tmp_path, monkeypatch, c
     assert all(len(e["sha256"]) == 64 for e in entries.values()) and manifest["skipped_items"] == 0
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_level_killed_midway_resumes_within_the_level(tmp_path, monkeypatch, workers):
+    task = dict(tiny_task(), train_per_level=40, test_per_level=2, gen_workers=workers)
+    real = puzzles.generate_items
+    saved = []
+
+    def killed_after_two_saves(*args, **kwargs):
+        if args[6] != "train" or args[2] != 2:
+            return real(*args, **kwargs)
+        save = kwargs["on_progress"]
+
+        def save_then_die(state):
+            save(state)
+            saved.append(len(state["records"]))
+            if len(saved) == 2:
+                raise KeyboardInterrupt  # killed in the middle of train L2
+
+        kwargs.update(on_progress=save_then_die, progress_every=10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(puzzles, "generate_items", killed_after_two_saves)
+    with pytest.raises(KeyboardInterrupt):
+        load_task_data(task, tmp_path / "a")
+    shards = tmp_path / "a" / "countdown" / f"{cache_key(task)}.shards"
+    assert saved == [10, 20] and (shards / "train-L2.partial.parquet").exists()
+    assert json.loads((shards / "train-L2.partial.json").read_text())["rows"] == 20
+
+    monkeypatch.setattr(puzzles, "generate_items", real)
+    resumed = load_task_data(task, tmp_path / "a")
+    assert not shards.exists()
+    assert resumed.equals(load_task_data(task, tmp_path / "b"))  # as if never interrupted
+    manifest = json.loads(manifest_path(shards.with_suffix(".parquet")).read_text())
+    assert {(e["split"], e["level"]): e["resumed"] for e in manifest["shards"]}[("train", 2)]
+
+
+def test_partial_shard_ahead_of_its_state_is_cut_back(tmp_path):
+    rows = puzzles.generate_items("countdown", "countdown", 1, {"min_numbers": 3, "max_numbers": 3}, 6, 1, "train")
+    partial = task_data._Partial(tmp_path / "train-L1.partial")
+    partial.save({"records": rows[:4], "next_index": 4, "skipped": [], "dropped": 0, "seconds": 1.0})
+    state = partial.state.read_text()
+    partial.save({"records": rows, "next_index": 6, "skipped": [], "dropped": 0, "seconds": 2.0})
+    partial.state.write_text(state)  # killed between writing the records and the state
+    loaded = partial.load()
+    assert loaded is not None and loaded["next_index"] == 4 and len(loaded["records"]) == 4
+    assert loaded["records"] == rows[:4]
+
+
 def test_check_reports_ok_missing_corrupt_and_a_changed_generator_version(tmp_path, monkeypatch):
     task = tiny_task()
     assert check_task_data(task, tmp_path) == "missing"

@@ -274,6 +274,39 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class _Partial:
+    """The saved progress of one shard (``<stem>.parquet`` records + ``<stem>.json`` state), so
+    that a killed generation of a 10,000-item level resumes within the level. The JSON is written
+    after the parquet and names its row count; a parquet that is ahead of it is cut back."""
+
+    def __init__(self, stem: Path) -> None:
+        self.records = stem.with_name(stem.name + ".parquet")
+        self.state = stem.with_name(stem.name + ".json")
+
+    def save(self, state: Mapping[str, Any]) -> None:
+        frame = pd.DataFrame(state["records"], columns=list(RECORD_COLUMNS))
+        _atomic_write(self.records, lambda p: frame.to_parquet(p, index=False))
+        meta = {k: v for k, v in state.items() if k != "records"} | {"rows": len(frame)}
+        _atomic_write(self.state, lambda p: p.write_text(json.dumps(meta)))
+
+    def load(self) -> dict[str, Any] | None:
+        if not (self.records.exists() and self.state.exists()):
+            return None
+        try:
+            meta = json.loads(self.state.read_text())
+            records = pd.read_parquet(self.records).to_dict("records")
+            if len(records) < int(meta["rows"]):
+                raise ValueError(f"{len(records)} rows, state says {meta['rows']}")
+        except Exception as exc:  # unreadable progress: start the shard over
+            log.warning("ignoring unreadable partial shard %s (%s)", self.records, exc)
+            return None
+        return {**meta, "records": records[: int(meta["rows"])]}
+
+    def remove(self) -> None:
+        self.records.unlink(missing_ok=True)
+        self.state.unlink(missing_ok=True)
+
+
 def _shard(
     cfg: Mapping[str, Any],
     shard_dir: Path,
@@ -288,18 +321,22 @@ def _shard(
     (interrupted) generation or an array task already wrote it; returns its rows and its
     manifest entry."""
     path = shard_dir / f"{split}-L{level}.parquet"
-    stats: dict[str, Any] = {"resumed": path.exists()}
+    partial = _Partial(shard_dir / f"{split}-L{level}.partial")
+    resume = None if path.exists() else partial.load()
+    stats: dict[str, Any] = {"resumed": path.exists() or resume is not None}
     if path.exists():
         rows = pd.read_parquet(path).to_dict("records")
         log.info("task %s: %s L%d shard read back from %s (resumed)", cfg["name"], split, level, path)
     else:
+        shard_dir.mkdir(parents=True, exist_ok=True)  # the progress saves go there too
         rows = puzzles.generate_items(
             cfg["name"], cfg["generator"], level, cfg["levels"][level], n, cfg["seed"], split,
             exclude_questions=exclude, item_timeout_s=timeout_s, workers=workers, stats=stats,
+            resume=resume, on_progress=partial.save,
         )  # fmt: skip
         frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
-        shard_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, lambda p: frame.to_parquet(p, index=False))
+        partial.remove()
     entry = {
         "split": split,
         "level": level,

@@ -32,7 +32,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -223,8 +223,10 @@ def _iter_raw(
     workers: int,
     chunk: int,
     expected: int,
+    start: int = 0,
 ) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    """Yield ``(index, item | None, failure reason)`` for indices 0, 1, 2, ... in order, lazily.
+    """Yield ``(index, item | None, failure reason)`` for indices ``start``, ``start + 1``, ... in
+    order, lazily.
 
     Inline with a main-thread CPU-time timer when ``workers <= 1`` and we are on the main thread;
     otherwise in worker processes (each times its items with its own SIGPROF timer).
@@ -244,7 +246,7 @@ def _iter_raw(
     if workers <= 1 and on_main:
         dataset = _make_dataset(generator, level_kwargs, seed)
         with _alarm_handler():
-            idx = 0
+            idx = start
             while True:
                 item, reason = _timed_item(dataset, idx, timeout_s)
                 yield idx, item, reason
@@ -277,9 +279,9 @@ def _iter_raw(
             conns.append(parent_conn)
         in_flight = [0] * n_procs
         buffer: dict[int, list[Any]] = {}
-        next_start = 0  # first index not yet submitted
-        next_yield = 0  # first index not yet yielded
-        limit = max(expected, 1)  # submit up to this index; raised on demand
+        next_start = start  # first index not yet submitted
+        next_yield = start  # first index not yet yielded
+        limit = start + max(expected, 1)  # submit up to this index; raised on demand
 
         def fill(worker: int) -> None:
             nonlocal next_start
@@ -345,6 +347,9 @@ def generate_items(
     workers: int | None = None,
     progress: bool = True,
     stats: dict[str, Any] | None = None,
+    resume: Mapping[str, Any] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    progress_every: int = 500,
 ) -> list[dict[str, Any]]:
     """Generate ``n`` problem records of one (task, level, split).
 
@@ -369,6 +374,10 @@ def generate_items(
         progress: show a tqdm bar.
         stats: if given, filled with ``skipped`` (reasoning-gym indices that failed or timed
             out), ``dropped`` (excluded questions), ``seconds`` and ``workers``.
+        resume: a state passed to ``on_progress`` by an interrupted call with the same arguments;
+            generation continues from it and returns what the uninterrupted call would have.
+        on_progress: called with the generation state (``records``, ``next_index``, ``skipped``,
+            ``dropped``, ``seconds``) every ``progress_every`` records, so a caller can save it.
 
     Returns:
         ``n`` records with fields ``id`` (``"{task}/{split}/L{level}/{k:05d}"``), ``task``, ``level``,
@@ -393,16 +402,31 @@ def generate_items(
     chunk = max(1, min(64, n // (16 * max(1, n_workers))))
     max_skips = max(5, n // 20)
 
-    records: list[dict[str, Any]] = []
-    skipped: list[tuple[int, str]] = []
+    resume = resume or {}
+    records: list[dict[str, Any]] = list(resume.get("records", []))[:n]
+    skipped: list[tuple[int, str]] = [(int(i), str(r)) for i, r in resume.get("skipped", [])]
     consecutive = 0
-    dropped = 0
+    dropped = int(resume.get("dropped", 0))
+    start = int(resume.get("next_index", 0))
+    earlier_s = float(resume.get("seconds", 0.0))
     t0 = time.perf_counter()
     desc = f"{task_name} {split} L{level}"
-    raw = _iter_raw(generator, level_kwargs, rg_seed, float(item_timeout_s), n_workers, chunk, n)
-    with tqdm(total=n, desc=desc, unit="item", disable=not progress, leave=False) as bar:
+
+    def state(next_index: int) -> dict[str, Any]:
+        return {
+            "records": records,
+            "next_index": next_index,
+            "skipped": skipped,
+            "dropped": dropped,
+            "seconds": earlier_s + time.perf_counter() - t0,
+        }
+
+    if start:
+        log.info("%s: resuming at %d records (reasoning-gym index %d)", desc, len(records), start)
+    raw = _iter_raw(generator, level_kwargs, rg_seed, float(item_timeout_s), n_workers, chunk, n - len(records), start)
+    with tqdm(total=n, initial=len(records), desc=desc, unit="item", disable=not progress, leave=False) as bar:
         try:
-            for idx, item, reason in raw:
+            for idx, item, reason in raw if len(records) < n else ():
                 if item is None:
                     skipped.append((idx, reason))
                     consecutive += 1
@@ -435,9 +459,11 @@ def generate_items(
                 bar.update(1)
                 if len(records) >= n:
                     break
+                if on_progress is not None and len(records) % progress_every == 0:
+                    on_progress(state(idx + 1))
         finally:
             raw.close()
-    elapsed = time.perf_counter() - t0
+    elapsed = earlier_s + time.perf_counter() - t0
     if skipped:
         log.warning("%s: %d reasoning-gym items skipped (failed/timed out): %s", desc, len(skipped), skipped)
     if dropped:
