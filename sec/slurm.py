@@ -67,7 +67,8 @@ def executor_parameters(params: Mapping[str, Any], cluster: str = "slurm") -> tu
 def first_line(err: BaseException) -> str:
     """One line for a failed job's error: for submitit's ``FailedJobError`` (whose message
     carries the job's traceback) the traceback's last line; for its ``UncompletedJobError``
-    (the job was killed or cancelled; the SLURM state says why) a fixed text; else
+    (the job was killed or cancelled; the SLURM state says why) a fixed text, or the reason
+    submitit gives for not requeueing a signalled job; else
     ``Type: first line``."""
     text = str(err).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -77,6 +78,9 @@ def first_line(err: BaseException) -> str:
         tail = [ln.strip() for ln in trace.splitlines() if ln.strip() and not set(ln.strip()) <= {"-"}]
         if tail:
             return tail[-1]
+    if "Job not requeued because:" in text:  # stopped by a signal it could not checkpoint on
+        reason = text.split("Job not requeued because:", 1)[1].strip().splitlines()[0].rstrip(".")
+        return f"{type(err).__name__}: the job was stopped and not requeued ({reason})"
     if "has not produced any output" in text:  # submitit's UncompletedJobError: killed, cancelled, ...
         return f"{type(err).__name__}: the job ended without a result"
     return f"{type(err).__name__}: {lines[0] if lines else ''}"

@@ -96,7 +96,11 @@ def test_a_failed_job_is_reported_by_its_error_line(tmp_path):
     killed.cancel()
     with pytest.raises(submitit.core.utils.UncompletedJobError) as failure:
         killed.result()
-    assert first_line(failure.value) == "UncompletedJobError: the job ended without a result"
+    # killed before or after submitit's signal handlers are installed (machine load decides)
+    assert first_line(failure.value) in {
+        "UncompletedJobError: the job ended without a result",
+        "UncompletedJobError: the job was stopped and not requeued (timed-out and not checkpointable)",
+    }
 
 
 def test_guard_defers_the_job_runners_handler_until_the_checkpoint_is_saved():
