@@ -127,18 +127,27 @@ def test_trl_refuses_ppo_in_one_line():
         check_config(cfg)
 
 
-def test_dry_run_sweep_prints_four_resolved_verl_jobs(tmp_path):
-    sweep = tmp_path / "sweep"
-    r = subprocess.run(
-        [
-            *(sys.executable, "-m", "sec.launch", "-m", "backend=verl", "task=zebra,arc", "curriculum=sec,random"),
-            *("backend.dry_run=true", f"hydra.sweep.dir={sweep}"),
-        ],
+def launch(*args: str) -> subprocess.CompletedProcess:
+    """``python -m sec.launch *args`` in the repo root, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "sec.launch", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+
+
+def test_dry_run_sweep_prints_four_resolved_verl_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    r = launch(
+        "-m",
+        "backend=verl",
+        "task=zebra,arc",
+        "curriculum=sec,random",
+        "backend.dry_run=true",
+        f"hydra.sweep.dir={sweep}",
     )
     assert r.returncode == 0, r.stderr[-4000:]
     out = r.stdout
@@ -402,17 +411,7 @@ def test_launch_runs_verls_entry_point_up_to_the_gpu_check(tmp_path):
     `main_ppo` (Ray, the TaskRunner actor, our dataset through data.custom_cls, RayPPOTrainer's
     data loaders); on this CPU machine verl then stops at its GPU resource check."""
     run = tmp_path / "run"
-    r = subprocess.run(
-        [
-            *(sys.executable, "-m", "sec.launch", "backend=verl", "profile=tiny", "task=countdown"),
-            *("backend.poll_s=1", f"hydra.run.dir={run}"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
+    r = launch("backend=verl", "profile=tiny", "task=countdown", "backend.poll_s=1", f"hydra.run.dir={run}")
     assert r.returncode != 0 and "verl exited with code 1" in r.stderr
     verl_log = (run / "verl" / "verl.log").read_text()
     assert verl_log.count("Using dataset class: SECDataset") == 2  # train and validation sets
