@@ -6,7 +6,9 @@
 writes into ``--out``: ``index.md`` (everything, open it first), and per artifact
 ``<name>.md`` / ``.tex`` / ``.csv`` (tables), ``<name>_vs_paper.md`` / ``.csv`` (ours beside the
 published numbers, with each curriculum's relative gain over random), ``<name>.png`` / ``.pdf``
-(figures), plus ``runs.csv`` (one line per run) and ``paper_tables.md`` (SEC.md §4 as published).
+(figures), plus ``runs.csv`` (one line per run), ``per_run.md`` / ``.csv`` (per run: first and last
+pass@1, mean sampled level, wasted rollouts; :mod:`analysis.summary`), ``per_curriculum.md`` /
+``.csv`` (the same, mean ± std over seeds) and ``paper_tables.md`` (SEC.md §4 as published).
 
 Which runs make which artifact: runs carry the ``tag`` of their experiment
 (``conf/experiment/``): ``table1`` (Table 1, and Figure 3 from its SEC runs), ``table2``,
@@ -28,6 +30,7 @@ import pandas as pd
 
 from analysis import figures, tables
 from analysis.load import Runs, load_runs, load_wandb
+from analysis.summary import curriculum_summary, run_summary
 
 ARTIFACTS = ("table1", "figure3", "table2", "figure4", "figure1")
 #: the sweep that makes each artifact, for the "missing" notes
@@ -178,6 +181,7 @@ def build_report(runs: Runs, out: str | Path, opts: Options | None = None) -> Pa
             fig = figures.accuracy_figure(sub.eval, panels, window=opts.eval_window, title=title)
             sections.append(f"## {title}\n\n{_figure(out, f'{name}_curve', fig)}")
 
+    sections.append(_summary_section(out, runs))
     _write_runs_csv(runs, best_all, out / "runs.csv")
     paper_md = _paper_tables()
     (out / "paper_tables.md").write_text(paper_md)
@@ -208,6 +212,60 @@ def build_report(runs: Runs, out: str | Path, opts: Options | None = None) -> Pa
     index = out / "index.md"
     index.write_text("\n".join([*(h for h in head if h), *sections, *tail]))
     return index
+
+
+def _pm(mean: float, std: float) -> str:
+    if pd.isna(mean):
+        return "-"
+    return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def _summary_section(out: Path, runs: Runs) -> str:
+    """Per run and per curriculum (analysis/summary.py): writes per_run.* and per_curriculum.*."""
+    per_run = run_summary(runs).sort_values(["task", "curriculum", "seed"], key=lambda c: c.astype(str))
+    per_cur = curriculum_summary(per_run)
+    per_run.drop(columns=["run"]).to_csv(out / "per_run.csv", index=False, float_format="%.6g")
+    per_cur.to_csv(out / "per_curriculum.csv", index=False, float_format="%.6g")
+
+    def f(x: float) -> str:
+        return "-" if pd.isna(x) else f"{x:.3f}"
+
+    run_lines = [
+        "| task | curriculum | seed | steps | ID pass@1 first → last | OOD pass@1 first → last "
+        "| mean sampled level | wasted rollouts | final Q per arm |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in per_run.iterrows():
+        run_lines.append(
+            f"| {r['task']} | {r['curriculum']} | {r['seed']} | {r['steps']} "
+            f"| {f(r['id pass@1 start'])} → {f(r['id pass@1 final'])} "
+            f"| {f(r['ood pass@1 start'])} → {f(r['ood pass@1 final'])} "
+            f"| {f(r['sampled level'])} | {f(r['wasted'])} | {r['final Q']} |"
+        )
+    cur_lines = [
+        "| task | curriculum | seeds | ID pass@1 (last) | OOD pass@1 (last) | ID change | OOD change "
+        "| mean sampled level | wasted rollouts |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in per_cur.iterrows():
+        cells = [
+            _pm(r[f"{c} mean"], r[f"{c} std"])
+            for c in ("id pass@1 final", "ood pass@1 final", "id gain", "ood gain", "sampled level", "wasted")
+        ]
+        cur_lines.append(f"| {r['task']} | {r['curriculum']} | {r['seeds']} | " + " | ".join(cells) + " |")
+    run_md, cur_md = "\n".join(run_lines) + "\n", "\n".join(cur_lines) + "\n"
+    about = (
+        "First → last: the first and the last evaluation of each run (step 0 with `eval.at_start=true`), not a "
+        "best checkpoint. *Wasted rollouts*: the share of groups whose rewards all agree (zero advantage, no "
+        "gradient), averaged over steps. Per curriculum: mean ± std over seeds; *change* = last - first.\n"
+    )
+    (out / "per_run.md").write_text(f"# Per run\n\n{about}\n{run_md}")
+    (out / "per_curriculum.md").write_text(f"# Per curriculum\n\n{about}\n{cur_md}")
+    return (
+        f"## Per curriculum and per run\n\n{about}\n{cur_md}\n{run_md}\n"
+        "Files: [per_curriculum.md](per_curriculum.md) · [per_curriculum.csv](per_curriculum.csv) · "
+        "[per_run.md](per_run.md) · [per_run.csv](per_run.csv)\n"
+    )
 
 
 def _write_runs_csv(runs: Runs, best: pd.DataFrame, path: Path) -> None:

@@ -1,5 +1,10 @@
-"""Print one line per run: final ID/OOD pass@1, mean sampled level, share of zero-variance
-(wasted) groups, mean reward and the final SEC values per arm.
+"""Per run and per curriculum: pass@1 at the start and end of training, the mean sampled level
+and the share of wasted rollouts.
+
+A *wasted* rollout group is one whose rewards all agree (``zero_variance_frac`` of a train
+record: TRL's ``frac_reward_zero_std``, verl's equivalent). Its advantages are all zero, so
+it adds nothing to the policy gradient (SEC.md §3.2: the reason SEC prefers categories with a
+large mean |advantage|).
 
     python -m analysis.summary multirun/2026-11-23/10-00-00 [more dirs]
 """
@@ -8,45 +13,86 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pandas as pd
 
-from analysis.load import load_runs
+from analysis.load import Runs, load_runs
+
+__all__ = ["curriculum_summary", "run_summary", "summarise"]
+
+_SPLITS = ("id", "ood")
+
+
+def run_summary(runs: Runs) -> pd.DataFrame:
+    """One row per run (single-task runs; a mix reports the mean over its tasks).
+
+    Columns: ``run``, ``task``, ``curriculum``, ``seed``, ``steps`` (last train step),
+    ``<split> pass@1 start`` (the first evaluation, step 0 with ``eval.at_start``) and
+    ``<split> pass@1 final`` (the last one) for ``id`` / ``ood``, ``sampled level`` (mean of
+    ``curriculum/sampled_level_mean`` over steps), ``wasted`` (mean ``zero_variance_frac`` over
+    steps, in [0, 1]), ``reward`` (mean training reward), ``final Q`` (the SEC values per arm at the
+    last step) and ``done``.
+    """
+    rows = []
+    for run, t in runs.train.groupby("run", sort=False):
+        t = t.sort_values("step")
+        e = runs.eval[runs.eval["run"] == run] if not runs.eval.empty else pd.DataFrame()
+        row = {
+            "run": run,
+            "task": t["task"].iloc[0],
+            "curriculum": t["curriculum"].iloc[0],
+            "seed": t["seed"].iloc[0],
+            "steps": int(t["step"].max()),
+        }
+        for split in _SPLITS:
+            s = e[e["split"] == split] if not e.empty else e
+            by_step = s.groupby("step")["pass@1"].mean() if not s.empty else pd.Series(dtype=float)
+            row[f"{split} pass@1 start"] = float(by_step.iloc[0]) if len(by_step) else np.nan
+            row[f"{split} pass@1 final"] = float(by_step.iloc[-1]) if len(by_step) else np.nan
+        level = t.get("curriculum/sampled_level_mean")
+        row["sampled level"] = float(level.mean()) if level is not None else np.nan
+        wasted = t.get("zero_variance_frac")
+        row["wasted"] = float(wasted.mean()) if wasted is not None else np.nan
+        row["reward"] = float(t["reward_mean"].mean()) if "reward_mean" in t else np.nan
+        q_cols = [c for c in t.columns if c.endswith("/q") and t[c].notna().any()]
+        row["final Q"] = " ".join(f"{v:.2f}" for v in t[q_cols].iloc[-1]) if q_cols else "-"
+        row["done"] = bool(t["done"].iloc[0])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def curriculum_summary(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds (``ddof=1``; NaN for one seed) per (task,
+    curriculum) of :func:`run_summary`'s numeric columns, plus ``seeds`` (the count) and the
+    change ``<split> gain`` = final - start pass@1 of each run, averaged."""
+    df = per_run.copy()
+    for split in _SPLITS:
+        df[f"{split} gain"] = df[f"{split} pass@1 final"] - df[f"{split} pass@1 start"]
+    cols = [
+        *(f"{s} pass@1 final" for s in _SPLITS),
+        *(f"{s} gain" for s in _SPLITS),
+        "sampled level",
+        "wasted",
+        "reward",
+    ]
+    g = df.groupby(["task", "curriculum"], sort=False)
+    out = g[cols].agg(["mean", "std"])
+    out.columns = [f"{c} {stat}" for c, stat in out.columns]
+    out.insert(0, "seeds", g.size())
+    return out.reset_index()
 
 
 def summarise(roots: list[str]) -> pd.DataFrame:
-    """One row per run (see module doc)."""
-    runs = load_runs(roots)
-    rows = []
-    for run, t in runs.train.groupby("run"):
-        t = t.sort_values("step")
-        e = runs.eval[runs.eval["run"] == run] if not runs.eval.empty else runs.eval
-        last = e[e["step"] == e["step"].max()] if not e.empty else e
-        split = dict(zip(last.get("split", []), last.get("pass@1", []), strict=False))
-        q_cols = [c for c in t.columns if c.endswith("/q") and t[c].notna().any()]
-        rows.append(
-            {
-                "task": t["task"].iloc[0],
-                "curriculum": t["curriculum"].iloc[0],
-                "seed": t["seed"].iloc[0],
-                "steps": int(t["step"].max()),
-                "id pass@1": split.get("id"),
-                "ood pass@1": split.get("ood"),
-                "sampled level": t["curriculum/sampled_level_mean"].mean(),
-                "zero-var groups": t["zero_variance_frac"].mean(),
-                "reward": t["reward_mean"].mean(),
-                "final Q": " ".join(f"{v:.2f}" for v in t[q_cols].iloc[-1]) if q_cols else "-",
-                "done": bool(t["done"].iloc[0]),
-            }
-        )
-    return pd.DataFrame(rows)
+    """:func:`run_summary` of the runs under ``roots``."""
+    return run_summary(load_runs(roots))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dirs", nargs="+")
     args = ap.parse_args()
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(summarise(args.dirs).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(summarise(args.dirs).drop(columns=["run"]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
 
 
 if __name__ == "__main__":

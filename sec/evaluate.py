@@ -125,6 +125,7 @@ def evaluate(
     step: int,
     id_sets: Sequence[str] = (),
     ood_sets: Sequence[str] = (),
+    per_problem: dict[str, list[float]] | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate on the test split of one task.
 
@@ -136,6 +137,8 @@ def evaluate(
             (``train_levels`` / ``ood_levels`` are then unused).
         seed: sampling seed; the global torch RNG is restored afterwards, so evaluation never
             changes the training trajectory.
+        per_problem: if given, filled with each record's per-problem pass@1 values (split ->
+            list), e.g. for standard errors (benchmarks/level_pass_rates.py).
 
     Returns:
         eval records for ``metrics.jsonl``: one per level (``level_<k>``) or eval set (its name),
@@ -164,7 +167,7 @@ def evaluate(
             batch_size=batch_size,
         )
     # per-problem pass@1 = mean over its k samples
-    per_problem = np.array([np.mean([score(c, r) for c in cs]) for (_, r), cs in zip(flat, completions, strict=True)])
+    solved = np.array([np.mean([score(c, r) for c in cs]) for (_, r), cs in zip(flat, completions, strict=True)])
     groups = np.array([g for g, _ in flat])
     task = str(flat[0][1]["task"])
     records = []
@@ -177,11 +180,13 @@ def evaluate(
                     "kind": "eval",
                     "task": task,
                     "split": split,
-                    "pass@1": float(per_problem[mask].mean()),
+                    "pass@1": float(solved[mask].mean()),
                     "n_problems": int(mask.sum()),
                     "k_samples": k,
                 }
             )
+            if per_problem is not None:
+                per_problem[split] = solved[mask].tolist()
 
     for g in sorted(chosen, key=_group_order):
         add(g, groups == g)

@@ -50,7 +50,15 @@ class RunFailedBefore(RuntimeError):
 
 
 #: the mix's settings that every component of a multi-task task takes over
-_MIX_KEYS = ("train_levels", "ood_levels", "test_levels", "train_per_level", "test_per_level", "format_reward")
+_MIX_KEYS = (
+    "train_levels",
+    "ood_levels",
+    "test_levels",
+    "train_per_level",
+    "test_per_level",
+    "format_reward",
+    "answer_extraction",
+)
 
 
 def task_components(task: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -89,6 +97,14 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"train.{key} must be >= 1, got {cfg.train[key]}")
     if int(cfg.algorithm.num_generations) < 2:
         raise ConfigError("algorithm.num_generations must be >= 2 (advantages are relative to the group)")
+    from sec.tasks.rewards import ANSWER_EXTRACTIONS
+
+    for task in components:
+        how = task.get("answer_extraction") or "boxed"
+        if how not in ANSWER_EXTRACTIONS:
+            raise ConfigError(
+                f"task.answer_extraction={how!r} (task {task['name']}) is not one of {sorted(ANSWER_EXTRACTIONS)}"
+            )
     if int(cfg.eval.k) < 1:
         raise ConfigError(f"eval.k must be >= 1, got {cfg.eval.k}")
     if cfg.backend.name == "trl" and cfg.algorithm.name == "ppo":
@@ -250,13 +266,24 @@ class Workspace:
         return model, tokenizer
 
     # ------------------------------------------------------------------ scoring and eval
+    @property
+    def answer_extraction(self) -> str:
+        """``task.answer_extraction`` (``boxed``, the paper's, when the task does not set it)."""
+        return str(self.cfg.task.get("answer_extraction") or "boxed")
+
     def train_score(self, completion: str, record: Mapping[str, Any]) -> float:
         """Training reward (SEC.md §2): 1 correct, ``task.format_reward`` boxed but wrong, else 0."""
-        return puzzle_reward(completion, record, train=True, format_reward=float(self.cfg.task.format_reward))
+        return puzzle_reward(
+            completion,
+            record,
+            train=True,
+            format_reward=float(self.cfg.task.format_reward),
+            extraction=self.answer_extraction,
+        )
 
     def eval_score(self, completion: str, record: Mapping[str, Any]) -> float:
         """Validation score: 1 correct, else 0."""
-        return puzzle_reward(completion, record, train=False)
+        return puzzle_reward(completion, record, train=False, extraction=self.answer_extraction)
 
     def evaluate(self, model: Any, step: int) -> list[dict[str, Any]]:
         """pass@1 on the test split (per task: per level, ID, OOD) written to metrics.jsonl."""

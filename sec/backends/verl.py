@@ -450,14 +450,20 @@ def dry_run(ws: Workspace) -> None:
 # ---------------------------------------------------------------------------------------------- data
 
 
-def verl_rows(records: Sequence[Mapping[str, Any]], prompt_format: str, format_rewards: Mapping[str, float]) -> Any:
+def verl_rows(
+    records: Sequence[Mapping[str, Any]],
+    prompt_format: str,
+    format_rewards: Mapping[str, float],
+    extractions: Mapping[str, str] | None = None,
+) -> Any:
     """Problem records (:mod:`sec.tasks.data`) as verl dataset rows, in the same order.
 
     Columns: ``data_source`` (``<task>/<group>``, the group being ``level_<k>`` or a named eval set
     such as ``math500`` (:func:`sec.evaluate.eval_group`): verl groups its validation metrics by it),
     ``prompt`` (one user turn: the question for ``chat``, the TinyZero prompt for ``plain``),
     ``reward_model.ground_truth`` (the answer JSON), ``extra_info`` (``index`` = position,
-    ``task``, ``level``, ``split``, ``format_reward``) and the record's own ``task``/``level``.
+    ``task``, ``level``, ``split``, ``format_reward``, ``answer_extraction`` (per task, from
+    ``extractions``; default ``boxed``)) and the record's own ``task``/``level``.
 
     Returns:
         a pandas DataFrame.
@@ -482,6 +488,7 @@ def verl_rows(records: Sequence[Mapping[str, Any]], prompt_format: str, format_r
                     "level": level,
                     "split": str(r.get("split", "")),
                     "format_reward": float(format_rewards.get(task, 0.1)),
+                    "answer_extraction": str((extractions or {}).get(task, "boxed")),
                 },
                 "task": task,
                 "level": level,
@@ -512,8 +519,9 @@ def write_run_files(ws: Workspace, paths: VerlPaths) -> dict[str, Any]:
     paths.root.mkdir(parents=True, exist_ok=True)
     fmt = str(ws.cfg.model.prompt_format)
     rewards = {str(c["name"]): float(c.get("format_reward", 0.1)) for c in task_components(ws.cfg.task)}
-    verl_rows(ws.train_records, fmt, rewards).to_parquet(paths.train_file)
-    verl_rows(val_records(ws), fmt, rewards).to_parquet(paths.val_file)
+    extractions = {str(c["name"]): str(c.get("answer_extraction", "boxed")) for c in task_components(ws.cfg.task)}
+    verl_rows(ws.train_records, fmt, rewards, extractions).to_parquet(paths.train_file)
+    verl_rows(val_records(ws), fmt, rewards, extractions).to_parquet(paths.val_file)
     spec = {
         "train_file": str(paths.train_file),
         "curriculum": OmegaConf.to_container(ws.cfg.curriculum, resolve=True),

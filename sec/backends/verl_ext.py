@@ -46,7 +46,7 @@ def compute_score(
         data_source: ``<task>/level_<k>`` (unused: the task comes from ``extra_info``).
         solution_str: the decoded response only (verl does not pass the prompt).
         ground_truth: the record's answer JSON (:func:`sec.tasks.rewards.is_correct`).
-        extra_info: the row's ``extra_info`` (``task``, ``format_reward``).
+        extra_info: the row's ``extra_info`` (``task``, ``format_reward``, ``answer_extraction``).
 
     Returns:
         ``{"score": r, "acc": c}``: ``score`` is the training reward (1 correct,
@@ -55,8 +55,10 @@ def compute_score(
     """
     info = dict(extra_info or {})
     record = {"task": info.get("task") or str(data_source).split("/")[0], "answer": ground_truth}
-    score = puzzle_reward(solution_str, record, train=True, format_reward=float(info.get("format_reward", 0.1)))
-    acc = puzzle_reward(solution_str, record, train=False)
+    how = str(info.get("answer_extraction") or "boxed")
+    fmt = float(info.get("format_reward", 0.1))
+    score = puzzle_reward(solution_str, record, train=True, format_reward=fmt, extraction=how)
+    acc = puzzle_reward(solution_str, record, train=False, extraction=how)
     return {"score": float(score), "acc": float(acc)}
 
 

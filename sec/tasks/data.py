@@ -193,6 +193,8 @@ def _key_payload(cfg: Mapping[str, Any]) -> dict[str, Any]:
             puzzles.COUNTDOWN_QUESTION,
             puzzles.ZEBRA_INSTRUCTION,
             puzzles.ARC_INSTRUCTION,
+            # only where it applies: adding it for every task would change the keys of existing sets
+            *([puzzles.ARITH_INSTRUCTION] if cfg["generator"] == "basic_arithmetic" else []),
         ],
     }
 

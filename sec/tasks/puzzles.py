@@ -41,6 +41,7 @@ from sec.tasks.rewards import SUPPORTED_GENERATORS
 
 __all__ = [
     "ARC_INSTRUCTION",
+    "ARITH_INSTRUCTION",
     "COUNTDOWN_QUESTION",
     "TINYZERO_TEMPLATE",
     "ZEBRA_INSTRUCTION",
@@ -69,6 +70,8 @@ COUNTDOWN_QUESTION = (
 ZEBRA_INSTRUCTION = "Provide only the name of the person as your final answer in \\boxed{}, e.g. \\boxed{Alice}."
 #: Appended to reasoning-gym's ARC-1D text (SEC.md §2).
 ARC_INSTRUCTION = "Your final answer must be placed in \\boxed{} and should be just the test output grid itself."
+#: Appended to reasoning-gym's basic_arithmetic question (the CPU benchmark task ``arith``).
+ARITH_INSTRUCTION = "Give only the final answer inside \\boxed{}."
 # reasoning-gym 0.1.25's own answer-format sentences, replaced by the ones above.
 _RG_ZEBRA_SUFFIX = "? Provide only the name of the person as your final answer."
 _RG_ARC_SENTENCE = "Your final answer should be just the test output grid itself."
@@ -102,6 +105,8 @@ def build_question(generator: str, item: Mapping[str, Any]) -> str:
       (which also doubles the question mark) replaced by ``?`` + :data:`ZEBRA_INSTRUCTION`.
     * arc_1d: reasoning-gym's text (3 examples, test input) with its own final-answer sentence
       removed and :data:`ARC_INSTRUCTION` appended after the test input.
+    * basic_arithmetic (task ``arith``, not in the paper): reasoning-gym's ``Calculate 4 - 1.`` +
+      :data:`ARITH_INSTRUCTION`.
 
     Raises:
         ValueError: unsupported generator.
@@ -119,6 +124,8 @@ def build_question(generator: str, item: Mapping[str, Any]) -> str:
     if generator == "arc_1d":
         text = str(item["question"]).replace(" " + _RG_ARC_SENTENCE, "").replace(_RG_ARC_SENTENCE, "")
         return f"{text.rstrip()}\n\n{ARC_INSTRUCTION}"
+    if generator == "basic_arithmetic":
+        return f"{str(item['question']).rstrip()} {ARITH_INSTRUCTION}"
     raise ValueError(f"unsupported generator {generator!r}; supported: {list(SUPPORTED_GENERATORS)}")
 
 
@@ -362,7 +369,8 @@ def generate_items(
 
     Args:
         task_name: record ``task`` field and seed/ID component (e.g. ``"countdown"``).
-        generator: reasoning-gym dataset name, one of ``countdown``, ``zebra_puzzles``, ``arc_1d``.
+        generator: reasoning-gym dataset name, one of ``countdown``, ``zebra_puzzles``, ``arc_1d``,
+            ``basic_arithmetic``.
         level: difficulty level (1 = easiest), stored in the record.
         level_kwargs: reasoning-gym dataset-config kwargs of this level (from the Hydra config).
         n: number of records to return (> 0).

@@ -1,7 +1,9 @@
 """Answer extraction and rule-based rewards for the puzzle and Math tasks (SEC.md §2).
 
 * The answer is the content of the last ``\\boxed{...}`` of a completion (SEC.md §2: "released code
-  extracts the answer from the last ``\\boxed{...}``").
+  extracts the answer from the last ``\\boxed{...}``"). The CPU benchmark task ``arith`` may instead take
+  the last number of the completion (``task.answer_extraction: last_number``, :func:`extract_answer`):
+  the embedded 135M model rarely writes ``\\boxed{}`` but often ends on the right number.
 * Training reward: 1.0 correct, ``format_reward`` (0.1 in the paper) when a ``\\boxed{}`` is present
   but the answer is wrong, 0.0 otherwise. Validation reward: 1.0 / 0.0.
 * Correctness per task (:func:`is_correct`):
@@ -20,6 +22,8 @@
   - ``arc_1d``: reasoning-gym's ``ProceduralDataset.score_answer`` (exact string equality gives 1.0;
     containment gives partial credit < 1) on the boxed text with whitespace runs collapsed to one
     space must be 1.0.
+  - ``basic_arithmetic`` (the CPU benchmark task ``arith``): reasoning-gym's ``score_answer`` (exact
+    string equality with the integer reference, e.g. ``-4``) on the stripped answer must be 1.0.
   - ``math`` (the Math task): math-verify (``math_verify.verify(parse(gold), parse(answer))``, both
     wrapped in ``\\boxed{}`` so its LaTeX extraction reads them whole): symbolic / numeric
     equivalence, e.g. ``\\frac{1}{2}`` = ``0.5``, ``3\\sqrt{2}`` = ``\\sqrt{18}``. math-verify bounds
@@ -38,10 +42,13 @@ from fractions import Fraction
 from typing import Any
 
 __all__ = [
+    "ANSWER_EXTRACTIONS",
     "SUPPORTED_GENERATORS",
     "TASK_ALIASES",
     "countdown_correct",
+    "extract_answer",
     "extract_last_boxed",
+    "extract_last_number",
     "is_correct",
     "math_correct",
     "puzzle_reward",
@@ -51,6 +58,8 @@ __all__ = [
 _BOXED_RE = re.compile(r"\\boxed\s*\{")
 # Longest countdown answer we look at; 6 numbers <= 100 with operators and parentheses fit in ~60.
 _MAX_EXPR_CHARS = 512
+# a signed integer or decimal; a leading minus only where it cannot be a binary minus ("9-3" -> "3")
+_NUMBER_RE = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?|\d+(?:\.\d+)?")
 _EXPR_CHARS_RE = re.compile(r"[0-9+\-*/()\s]+", re.ASCII)
 
 
@@ -84,6 +93,42 @@ def extract_last_boxed(text: str) -> str | None:
             if depth == 0:
                 return text[start:i]
     return None
+
+
+def extract_last_number(text: str) -> str | None:
+    """The last number written in ``text`` (``-?digits[.digits]``), verbatim, e.g. ``"-4"``.
+
+    A minus sign belongs to the number only when it does not follow a word character or a dot, so
+    ``"9-3"`` ends on ``"3"`` while ``"= -4"`` and ``"\\boxed{-4}"`` end on ``"-4"``. Thousands
+    separators are not joined (``"1,000"`` ends on ``"000"``).
+
+    Returns:
+        The number's text; ``None`` when ``text`` has no digit or is not a ``str``. Never raises.
+    """
+    if not isinstance(text, str):
+        return None
+    last = None
+    for last in _NUMBER_RE.finditer(text):  # noqa: B007 - we want the final match
+        pass
+    return None if last is None else last.group(0)
+
+
+#: ``task.answer_extraction`` values: the paper's last ``\\boxed{}``, or the last number (``arith``)
+ANSWER_EXTRACTIONS: dict[str, Callable[[str], str | None]] = {
+    "boxed": extract_last_boxed,
+    "last_number": extract_last_number,
+}
+
+
+def extract_answer(text: str, method: str = "boxed") -> str | None:
+    """The final answer of a completion by ``method`` (a key of :data:`ANSWER_EXTRACTIONS`).
+
+    Raises:
+        ValueError: unknown method. Never raises on the text (``None`` = no answer).
+    """
+    if method not in ANSWER_EXTRACTIONS:
+        raise ValueError(f"answer extraction must be one of {sorted(ANSWER_EXTRACTIONS)}, got {method!r}")
+    return ANSWER_EXTRACTIONS[method](text)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -170,6 +215,10 @@ def _arc_correct(answer_text: str, answer: Mapping[str, Any]) -> bool:
     return _rg_scorer("arc_1d")(" ".join(answer_text.split()), _rg_entry(answer)) == 1.0
 
 
+def _arith_correct(answer_text: str, answer: Mapping[str, Any]) -> bool:
+    return _rg_scorer("basic_arithmetic")(answer_text.strip(), _rg_entry(answer)) == 1.0
+
+
 def _countdown_correct(answer_text: str, answer: Mapping[str, Any]) -> bool:
     return countdown_correct(answer_text, list(answer["numbers"]), int(answer["target"]))
 
@@ -206,12 +255,19 @@ _CHECKERS: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {
     "countdown": _countdown_correct,
     "zebra_puzzles": _zebra_correct,
     "arc_1d": _arc_correct,
+    "basic_arithmetic": _arith_correct,
     "math": _math_correct,
 }
 #: reasoning-gym generators with a prompt builder and a correctness check.
-SUPPORTED_GENERATORS: tuple[str, ...] = ("countdown", "zebra_puzzles", "arc_1d")
+SUPPORTED_GENERATORS: tuple[str, ...] = ("countdown", "zebra_puzzles", "arc_1d", "basic_arithmetic")
 #: short task names used by the configs (``conf/task/*.yaml``) -> generator (answer checker).
-TASK_ALIASES: dict[str, str] = {"countdown": "countdown", "zebra": "zebra_puzzles", "arc": "arc_1d", "math": "math"}
+TASK_ALIASES: dict[str, str] = {
+    "countdown": "countdown",
+    "zebra": "zebra_puzzles",
+    "arc": "arc_1d",
+    "arith": "basic_arithmetic",
+    "math": "math",
+}
 
 
 def resolve_generator(task: str, answer: Mapping[str, Any] | None = None) -> str:
@@ -266,7 +322,14 @@ def _decode_answer(raw: Any) -> Mapping[str, Any]:
     raise ValueError(f"record 'answer' must be a JSON object string, got {type(raw).__name__}")
 
 
-def puzzle_reward(completion: str, record: Mapping[str, Any], *, train: bool, format_reward: float = 0.1) -> float:
+def puzzle_reward(
+    completion: str,
+    record: Mapping[str, Any],
+    *,
+    train: bool,
+    format_reward: float = 0.1,
+    extraction: str = "boxed",
+) -> float:
     """Reward of one completion for one problem record, puzzle or Math (SEC.md §2).
 
     Args:
@@ -276,19 +339,21 @@ def puzzle_reward(completion: str, record: Mapping[str, Any], *, train: bool, fo
         train: training reward (1.0 / ``format_reward`` / 0.0) when True, validation (1.0 / 0.0)
             when False.
         format_reward: training reward of a present (balanced) but wrong ``\\boxed{}``; the paper
-            uses 0.1.
+            uses 0.1. With ``extraction="last_number"``, of a completion with a wrong last number.
+        extraction: how the answer is read (:func:`extract_answer`): ``boxed`` (the paper's) or
+            ``last_number``.
 
     Returns:
         A float in {0.0, format_reward, 1.0}.
 
     Raises:
         ValueError / KeyError: only for a malformed *record* (unknown task, undecodable answer,
-        missing field); nothing in ``completion`` can make it raise.
+        missing field) or an unknown ``extraction``; nothing in ``completion`` can make it raise.
     """
     answer = _decode_answer(record["answer"])
     task = str(record["task"])
     resolve_generator(task, answer)  # config errors surface eagerly, not as "wrong answer"
-    boxed = extract_last_boxed(completion)
+    boxed = extract_answer(completion, extraction)
     if boxed is None:
         return 0.0
     if is_correct(task, boxed, answer):
