@@ -321,6 +321,12 @@ def test_validation_set_is_plain_and_compute_score_is_pass_at_1(tmp_path, tokeni
     }
     wrong = compute_score(item["data_source"], "\\boxed{1}", item["reward_model"]["ground_truth"], info)
     assert wrong == {"score": 0.1, "acc": 0.0}
+    assert info["answer_extraction"] == "boxed"
+    # the CPU benchmark's rule travels in extra_info too (task.answer_extraction)
+    arith = json.dumps({"generator": "basic_arithmetic", "answer": "-4"})
+    last = {"task": "arith", "format_reward": 0.0, "answer_extraction": "last_number"}
+    assert compute_score("arith/level_2", "5 - 9 = -4", arith, last) == {"score": 1.0, "acc": 1.0}
+    assert compute_score("arith/level_2", "5 - 9 = -4", arith, {**last, "answer_extraction": "boxed"})["acc"] == 0.0
 
 
 def test_curriculum_state_round_trips_through_a_checkpoint(tmp_path, tokenizer):
