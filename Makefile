@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 SHELL := /bin/bash
 
-.PHONY: help install test test-all lint format sweep report bench clean slurm-start slurm-stop test-slurm
+.PHONY: help install test test-all lint format sweep cpu-bench report bench clean slurm-start slurm-stop test-slurm
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ format: ## ruff format + autofix
 
 sweep: ## The README's local sweep: Countdown x {sec, random, ordered} on the embedded model (CPU)
 	PY=$(PY) bash sweeps/cpu_default.sh
+
+cpu-bench: ## The CPU benchmark: arith x {random, ordered, sec, sec_thompson} x 3 seeds, then report/cpu_arith/ (hours; resumable)
+	PY=$(PY) bash sweeps/cpu_arith.sh
 
 SWEEPS ?= multirun
 report: ## Paper tables + figures of the runs under SWEEPS (default multirun/) into report/index.md
