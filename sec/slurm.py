@@ -72,15 +72,19 @@ def first_line(err: BaseException) -> str:
     ``Type: first line``."""
     text = str(err).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    name = type(err).__name__
     # submitit's FailedJobError carries the job's traceback: its last line is the error
     if "with trace:" in text:
         trace = text.split("with trace:", 1)[1].split("You can check full logs", 1)[0]
         tail = [ln.strip() for ln in trace.splitlines() if ln.strip() and not set(ln.strip()) <= {"-"}]
-        if tail:
+        if tail and "Job not requeued because:" not in tail[-1]:
             return tail[-1]
+        if tail:  # submitit's own signal handler raised inside the job: report it as below
+            text = tail[-1]
+            name = text.split(":", 1)[0].rsplit(".", 1)[-1] or name
     if "Job not requeued because:" in text:  # stopped by a signal it could not checkpoint on
         reason = text.split("Job not requeued because:", 1)[1].strip().splitlines()[0].rstrip(".")
-        return f"{type(err).__name__}: the job was stopped and not requeued ({reason})"
+        return f"{name}: the job was stopped and not requeued ({reason})"
     if "has not produced any output" in text:  # submitit's UncompletedJobError: killed, cancelled, ...
         return f"{type(err).__name__}: the job ended without a result"
     return f"{type(err).__name__}: {lines[0] if lines else ''}"

@@ -90,6 +90,16 @@ def test_a_failed_job_is_reported_by_its_error_line(tmp_path):
         job.result()
     assert first_line(failure.value).startswith("ValueError: task config is missing field(s) ['generator'")
     assert first_line(RuntimeError("one\ntwo")) == "RuntimeError: one"
+    # submitit's handler raising inside the job (a cancel that lands after it is installed)
+    in_job = submitit.core.utils.FailedJobError(
+        "Job (task=0) failed during processing with trace:\n----------------------\n"
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\nsubmitit.core.utils.UncompletedJobError: Job not requeued because: timed-out and '
+        "not checkpointable.\n----------------------\nYou can check full logs with 'job.stderr(0)'"
+    )
+    assert first_line(in_job) == (
+        "UncompletedJobError: the job was stopped and not requeued (timed-out and not checkpointable)"
+    )
 
     killed = executor.submit(time.sleep, 120)  # a job cancelled while it runs: no result at all
     time.sleep(2)
