@@ -39,7 +39,9 @@ def test_interrupted_generation_resumes_from_its_shards(tmp_path, monkeypatch, c
     with pytest.raises(KeyboardInterrupt):
         load_task_data(task, tmp_path / "a")
     shards = tmp_path / "a" / "countdown" / f"{cache_key(task)}.shards"
-    assert sorted(p.name for p in shards.iterdir()) == ["test-L1.parquet", "test-L2.parquet"]
+    assert sorted(p.name for p in shards.iterdir()) == [
+        "test-L1.parquet", "test-L1.stats.json", "test-L2.parquet", "test-L2.stats.json"
+    ]  # fmt: skip
 
     monkeypatch.setattr(puzzles, "generate_items", real)
     caplog.set_level("INFO", logger="sec.tasks")
@@ -52,6 +54,8 @@ def test_interrupted_generation_resumes_from_its_shards(tmp_path, monkeypatch, c
     assert manifest["rows"] == len(fresh) and manifest["reasoning_gym"] == reasoning_gym.__version__
     entries = {(e["split"], e["level"]): e for e in manifest["shards"]}
     assert entries[("test", 1)]["resumed"] and not entries[("train", 3)]["resumed"]
+    # a shard read back keeps the stats of the attempt that generated it
+    assert entries[("test", 1)]["seconds"] > 0 and entries[("test", 1)]["workers"] >= 1
     assert entries[("train", 2)]["rows"] == task["train_per_level"]
     assert entries[("train", 2)]["seed"] == puzzles.derive_seed(task["seed"], "countdown", 2, "train")
     assert all(len(e["sha256"]) == 64 for e in entries.values()) and manifest["skipped_items"] == 0

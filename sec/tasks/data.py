@@ -323,11 +323,14 @@ def _shard(
     (interrupted) generation or an array task already wrote it; returns its rows and its
     manifest entry."""
     path = shard_dir / f"{split}-L{level}.parquet"
+    stats_path = shard_dir / f"{split}-L{level}.stats.json"  # the generation stats, kept for a read-back
     partial = _Partial(shard_dir / f"{split}-L{level}.partial")
     resume = None if path.exists() else partial.load()
     stats: dict[str, Any] = {"resumed": path.exists() or resume is not None}
     if path.exists():
         rows = pd.read_parquet(path).to_dict("records")
+        with contextlib.suppress(OSError, ValueError):  # none from a version without the stats file
+            stats.update({k: v for k, v in json.loads(stats_path.read_text()).items() if k != "resumed"})
         log.info("task %s: %s L%d shard read back from %s (resumed)", cfg["name"], split, level, path)
     else:
         shard_dir.mkdir(parents=True, exist_ok=True)  # the progress saves go there too
@@ -338,6 +341,7 @@ def _shard(
         )  # fmt: skip
         frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
         _atomic_write(path, lambda p: frame.to_parquet(p, index=False))
+        _atomic_write(stats_path, lambda p: p.write_text(json.dumps(stats)))
         partial.remove()
     entry = {
         "split": split,
