@@ -163,14 +163,14 @@ def test_benchmark_command_runs_sweep_and_report(tmp_path: Path):
         "SEC_CACHE_DIR": str(tmp_path / "cache"),
         "HOME": str(tmp_path),
     }
-    r = subprocess.run(
-        ["bash", "sweeps/cpu_arith.sh", "curriculum=random,sec", "seed=0,1", "train.steps=3", "eval.every=3"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=900,
-    )
+
+    def bench() -> subprocess.CompletedProcess:
+        args = ["curriculum=random,sec", "seed=0,1", "train.steps=3", "eval.every=3"]
+        return subprocess.run(
+            ["bash", "sweeps/cpu_arith.sh", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=900
+        )
+
+    r = bench()
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     per_run = pd.read_csv(tmp_path / "report" / "per_run.csv")
     assert sorted(zip(per_run["curriculum"], per_run["seed"], strict=True)) == [
@@ -184,12 +184,5 @@ def test_benchmark_command_runs_sweep_and_report(tmp_path: Path):
     assert "## Per curriculum and per run" in index and "wasted rollouts" in index
     assert (tmp_path / "report" / "figure3.png").exists()
     # a rerun finds every run finished and only remakes the report
-    again = subprocess.run(
-        ["bash", "sweeps/cpu_arith.sh", "curriculum=random,sec", "seed=0,1", "train.steps=3", "eval.every=3"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=900,
-    )
+    again = bench()
     assert again.returncode == 0 and "is finished" in again.stdout + again.stderr
