@@ -107,10 +107,8 @@ def extract_last_number(text: str) -> str | None:
     """
     if not isinstance(text, str):
         return None
-    last = None
-    for last in _NUMBER_RE.finditer(text):  # noqa: B007 - we want the final match
-        pass
-    return None if last is None else last.group(0)
+    numbers = _NUMBER_RE.findall(text)
+    return numbers[-1] if numbers else None
 
 
 #: ``task.answer_extraction`` values: the paper's last ``\\boxed{}``, or the last number (``arith``)
