@@ -34,6 +34,7 @@ from sec.evaluate import evaluate
 from sec.metrics import MetricsWriter, read_metrics
 from sec.models import load_model_and_tokenizer
 from sec.tasks import load_task_data, puzzle_reward
+from sec.tasks.rewards import ANSWER_EXTRACTIONS
 
 log = logging.getLogger("sec.workspace")
 
@@ -97,8 +98,6 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"train.{key} must be >= 1, got {cfg.train[key]}")
     if int(cfg.algorithm.num_generations) < 2:
         raise ConfigError("algorithm.num_generations must be >= 2 (advantages are relative to the group)")
-    from sec.tasks.rewards import ANSWER_EXTRACTIONS
-
     for task in components:
         how = task.get("answer_extraction") or "boxed"
         if how not in ANSWER_EXTRACTIONS:
