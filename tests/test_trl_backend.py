@@ -53,3 +53,18 @@ def test_draw_sees_previous_update_and_update_sees_the_drawn_problems(tmp_path, 
         assert len(drawn) == cfg.train.prompts_per_step
         np.testing.assert_array_equal(rows, np.repeat(drawn, g))  # each group's rollouts, in order
         assert values.shape == rows.shape and np.all(values >= 0)
+
+
+def test_resume_skips_a_checkpoint_the_job_did_not_finish_saving(tmp_path, caplog):
+    from sec.backends.trl import CURRICULUM_STATE, last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "none") is None
+    for step in (10, 20, 30):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "checkpoint-final").mkdir()  # not a step: ignored
+    assert last_complete_checkpoint(tmp_path) is None  # nothing finished saving
+    for step in (10, 20):
+        (tmp_path / f"checkpoint-{step}" / CURRICULUM_STATE).write_text("{}")
+    caplog.set_level("WARNING", logger="sec.backends.trl")
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-20")
+    assert "checkpoint-30 is incomplete" in caplog.text

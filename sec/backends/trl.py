@@ -249,6 +249,30 @@ def _preemption_callback(guard: PreemptionGuard) -> Any:
     return PreemptionCallback()
 
 
+def last_complete_checkpoint(checkpoint_dir: Path) -> str | None:
+    """The newest ``checkpoint-<step>`` dir of a run that is complete, or ``None``.
+
+    Our ``on_save`` callback writes ``curriculum.json`` after the trainer has written the model,
+    optimizer and trainer state, so its presence marks a checkpoint the job finished saving; a
+    newer dir without it (the job was killed while saving) is skipped with a warning, where
+    ``transformers.trainer_utils.get_last_checkpoint`` would pick it and the resume would fail.
+    """
+    if not checkpoint_dir.is_dir():
+        return None
+    found = sorted(
+        (int(p.name.rsplit("-", 1)[1]), p)
+        for p in checkpoint_dir.glob("checkpoint-*")
+        if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()
+    )
+    for _step, path in reversed(found):
+        if (path / CURRICULUM_STATE).exists():
+            return str(path)
+        log.warning(
+            "checkpoint %s is incomplete (no %s: the job stopped while saving): skipped", path, CURRICULUM_STATE
+        )
+    return None
+
+
 def train(ws: Workspace) -> None:
     """Run the RL fine-tuning of ``ws`` with TRL, resuming from the run's last checkpoint if
     one exists (model, optimizer, scheduler, RNG, data position and curriculum state).
@@ -259,7 +283,6 @@ def train(ws: Workspace) -> None:
     """
     import torch
     from datasets import Dataset
-    from transformers.trainer_utils import get_last_checkpoint
 
     cfg = ws.cfg
     classes = _trainer_classes()
@@ -290,7 +313,7 @@ def train(ws: Workspace) -> None:
     trainer.sec_feed = feed
     trainer.sec_prompt_format = str(cfg.model.prompt_format)
 
-    resume = get_last_checkpoint(str(ws.checkpoint_dir)) if ws.checkpoint_dir.exists() else None
+    resume = last_complete_checkpoint(ws.checkpoint_dir)
     if resume:
         step = int(Path(resume).name.split("-")[-1])
         ws.policy.load_state_dict(json.loads((Path(resume) / CURRICULUM_STATE).read_text()))
