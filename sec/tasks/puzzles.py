@@ -145,7 +145,7 @@ def _answer_payload(generator: str, item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _ItemTimeout(Exception):
-    pass
+    """Raised by the SIGPROF handler inside an item's generation: it ran past its CPU-time bound."""
 
 
 def _on_alarm(signum: int, frame: Any) -> None:

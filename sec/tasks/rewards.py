@@ -77,12 +77,10 @@ def extract_last_boxed(text: str) -> str | None:
     """
     if not isinstance(text, str):
         return None
-    last = None
-    for last in _BOXED_RE.finditer(text):  # noqa: B007 - we want the final match
-        pass
-    if last is None:
+    matches = list(_BOXED_RE.finditer(text))
+    if not matches:
         return None
-    start = last.end()
+    start = matches[-1].end()
     depth = 1
     for i in range(start, len(text)):
         ch = text[i]
