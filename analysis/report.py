@@ -7,7 +7,8 @@ writes into ``--out``: ``index.md`` (everything, open it first), and per artifac
 ``<name>.md`` / ``.tex`` / ``.csv`` (tables), ``<name>_vs_paper.md`` / ``.csv`` (ours beside the
 published numbers, with each curriculum's relative gain over random), ``<name>.png`` / ``.pdf``
 (figures), plus ``runs.csv`` (one line per run), ``per_run.md`` / ``.csv`` (per run: first and last
-pass@1, mean sampled level, wasted rollouts; :mod:`analysis.summary`), ``per_curriculum.md`` /
+pass@1, mean sampled level, wasted rollouts; :mod:`analysis.summary`), ``paired_vs_random.csv``
+(each curriculum minus random, paired by seed, with a t interval), ``per_curriculum.md`` /
 ``.csv`` (the same, mean ± std over seeds) and ``paper_tables.md`` (SEC.md §4 as published).
 
 Which runs make which artifact: runs carry the ``tag`` of their experiment
@@ -30,7 +31,7 @@ import pandas as pd
 
 from analysis import figures, tables
 from analysis.load import Runs, load_runs, load_wandb
-from analysis.summary import curriculum_summary, run_summary
+from analysis.summary import curriculum_summary, paired_vs_baseline, run_summary
 
 ARTIFACTS = ("table1", "figure3", "table2", "figure4", "figure1")
 #: the sweep that makes each artifact, for the "missing" notes
@@ -254,6 +255,29 @@ def _summary_section(out: Path, runs: Runs) -> str:
         ]
         cur_lines.append(f"| {r['task']} | {r['curriculum']} | {r['seeds']} | " + " | ".join(cells) + " |")
     run_md, cur_md = "\n".join(run_lines) + "\n", "\n".join(cur_lines) + "\n"
+    paired = paired_vs_baseline(per_run)
+    paired_md = ""
+    if not paired.empty:
+        paired.to_csv(out / "paired_vs_random.csv", index=False, float_format="%.6g")
+        names = {"id pass@1 final": "ID pass@1 (last)", "ood pass@1 final": "OOD pass@1 (last)", "wasted": "wasted"}
+        lines = [
+            "| task | curriculum | metric | seeds | minus random | 95% CI | p |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for _, r in paired.iterrows():
+            ci = "-" if pd.isna(r["ci low"]) else f"[{r['ci low']:+.3f}, {r['ci high']:+.3f}]"
+            p = "-" if pd.isna(r["p"]) else f"{r['p']:.2f}"
+            lines.append(
+                f"| {r['task']} | {r['curriculum']} | {names.get(r['metric'], r['metric'])} | {r['seeds']} "
+                f"| {r['diff mean']:+.3f} | {ci} | {p} |"
+            )
+        paired_md = (
+            "\n### Against random, paired by seed\n\nPer seed, the curriculum's value minus random's; mean over "
+            "seeds, Student-t 95% interval and two-sided paired t-test p (`analysis.summary.paired_vs_baseline`). "
+            "An interval that contains 0 means the difference is not resolved at this number of seeds.\n\n"
+            + "\n".join(lines)
+            + "\n"
+        )
     about = (
         "First → last: the first and the last evaluation of each run (step 0 with `eval.at_start=true`), not a "
         "best checkpoint. *Wasted rollouts*: the share of groups whose rewards all agree (zero advantage, no "
@@ -262,9 +286,11 @@ def _summary_section(out: Path, runs: Runs) -> str:
     (out / "per_run.md").write_text(f"# Per run\n\n{about}\n{run_md}")
     (out / "per_curriculum.md").write_text(f"# Per curriculum\n\n{about}\n{cur_md}")
     return (
-        f"## Per curriculum and per run\n\n{about}\n{cur_md}\n{run_md}\n"
+        f"## Per curriculum and per run\n\n{about}\n{cur_md}{paired_md}\n{run_md}\n"
         "Files: [per_curriculum.md](per_curriculum.md) · [per_curriculum.csv](per_curriculum.csv) · "
-        "[per_run.md](per_run.md) · [per_run.csv](per_run.csv)\n"
+        "[per_run.md](per_run.md) · [per_run.csv](per_run.csv)"
+        + (" · [paired_vs_random.csv](paired_vs_random.csv)" if paired_md else "")
+        + "\n"
     )
 
 

@@ -15,10 +15,11 @@ import argparse
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from analysis.load import Runs, load_runs
 
-__all__ = ["curriculum_summary", "run_summary", "summarise"]
+__all__ = ["PAIRED_METRICS", "curriculum_summary", "paired_vs_baseline", "run_summary", "summarise"]
 
 _SPLITS = ("id", "ood")
 
@@ -80,6 +81,50 @@ def curriculum_summary(per_run: pd.DataFrame) -> pd.DataFrame:
     out.columns = [f"{c} {stat}" for c, stat in out.columns]
     out.insert(0, "seeds", g.size())
     return out.reset_index()
+
+
+PAIRED_METRICS = ("id pass@1 final", "ood pass@1 final", "wasted")
+
+
+def paired_vs_baseline(
+    per_run: pd.DataFrame, baseline: str = "random", metrics: tuple[str, ...] = PAIRED_METRICS, level: float = 0.95
+) -> pd.DataFrame:
+    """Each curriculum against ``baseline``, paired by seed: the per-seed difference
+    ``curriculum - baseline`` of each metric of :func:`run_summary`.
+
+    Pairing by seed removes what the two runs of a seed share (the same data order for the
+    problems both draw, the same evaluation problems and sampling seeds), so its interval is the
+    honest one for "does it beat random here" with a few seeds. Rows: one per (task,
+    curriculum, metric) with ``seeds`` (n, the seeds both have a value for), ``diff mean``,
+    ``diff std`` (ddof=1), ``ci low`` / ``ci high`` (the Student-t interval at ``level``:
+    mean ± t_{(1+level)/2, n-1} · std / sqrt(n)) and ``p`` (two-sided paired t-test,
+    ``scipy.stats.ttest_rel``); the interval and ``p`` are NaN for n < 2. Empty when the
+    baseline has no runs. Units are those of the metric (pass@1 and the wasted share in [0, 1]).
+    """
+    cols = ["task", "curriculum", "metric", "seeds", "diff mean", "diff std", "ci low", "ci high", "p"]
+    rows = []
+    for task, t in per_run.groupby("task", sort=False):
+        base = t[t["curriculum"] == baseline].set_index("seed")
+        if base.empty:
+            continue
+        for cur, c in t[t["curriculum"] != baseline].groupby("curriculum", sort=False):
+            c = c.set_index("seed")
+            for m in metrics:
+                pair = pd.concat([c[m].rename("x"), base[m].rename("y")], axis=1, join="inner").dropna()
+                d = (pair["x"] - pair["y"]).to_numpy(dtype=float)
+                n = len(d)
+                if n == 0:
+                    continue
+                row = {"task": task, "curriculum": cur, "metric": m, "seeds": n, "diff mean": float(d.mean())}
+                row["diff std"] = float(d.std(ddof=1)) if n > 1 else np.nan
+                row["ci low"] = row["ci high"] = row["p"] = np.nan
+                if n > 1:
+                    half = stats.t.ppf((1 + level) / 2, n - 1) * row["diff std"] / np.sqrt(n)
+                    row["ci low"], row["ci high"] = row["diff mean"] - half, row["diff mean"] + half
+                    if row["diff std"] > 0:
+                        row["p"] = float(stats.ttest_rel(pair["x"], pair["y"]).pvalue)
+                rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
 
 
 def summarise(roots: list[str]) -> pd.DataFrame:

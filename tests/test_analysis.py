@@ -25,6 +25,7 @@ from hydra import compose, initialize_config_dir
 from analysis import figures, tables
 from analysis.load import load_runs, records_from_wandb_history
 from analysis.report import main as report_main
+from analysis.summary import paired_vs_baseline
 from conftest import CONF, ROOT
 from sec.metrics import MetricsWriter, read_metrics
 from sec.workspace import check_config
@@ -490,3 +491,31 @@ def test_tiny_profile_turns_every_experiment_into_a_cpu_smoke_sweep(experiment):
         cfg = _compose(experiment, jobs[-1])  # the paper-scale check above composes every job
         check_config(cfg)
         assert cfg.model.name == "tiny" and cfg.train.steps == 2 and cfg.train.prompts_per_step == 2
+
+
+# --------------------------------------------------------------------------- paired against random
+
+
+def test_paired_vs_random_pairs_by_seed_with_a_student_t_interval():
+    # sec - random per seed: ID 0.1, 0.2, 0.3 (seed 3 has no random run: not paired);
+    # mean 0.2, std 0.1, t_{0.975, 2} = 4.3027 (a t table), so the interval is 0.2 ± 0.2484.
+    rows = [("random", s, r, 0.1, 0.8) for s, r in [(0, 0.2), (1, 0.3), (2, 0.4)]]
+    rows += [("sec", s, r, 0.1, 0.7) for s, r in [(0, 0.3), (1, 0.5), (2, 0.7), (3, 0.9)]]
+    rows += [("ordered", 0, 0.5, 0.2, 0.6)]
+    per_run = pd.DataFrame(rows, columns=["curriculum", "seed", "id pass@1 final", "ood pass@1 final", "wasted"])
+    per_run.insert(0, "task", "arith")
+    p = paired_vs_baseline(per_run).set_index(["curriculum", "metric"])
+    sec_id = p.loc[("sec", "id pass@1 final")]
+    assert sec_id["seeds"] == 3 and sec_id["diff mean"] == pytest.approx(0.2)
+    assert sec_id["diff std"] == pytest.approx(0.1)
+    assert (sec_id["ci low"], sec_id["ci high"]) == pytest.approx((0.2 - 0.24841, 0.2 + 0.24841), abs=1e-5)
+    assert 0.05 < sec_id["p"] < 0.1  # t = 0.2 / (0.1 / sqrt 3) = 3.46 on 2 dof: p = 0.074
+    # equal differences on every seed: no spread, so no p; the interval collapses onto the mean
+    sec_ood = p.loc[("sec", "ood pass@1 final")]
+    assert sec_ood["diff mean"] == pytest.approx(0.0) and np.isnan(sec_ood["p"])
+    assert p.loc[("sec", "wasted"), "diff mean"] == pytest.approx(-0.1)
+    # one shared seed: a difference, no interval
+    one = p.loc[("ordered", "id pass@1 final")]
+    assert one["seeds"] == 1 and one["diff mean"] == pytest.approx(0.3) and np.isnan(one["ci low"])
+    # no baseline runs: nothing to compare
+    assert paired_vs_baseline(per_run[per_run["curriculum"] != "random"]).empty

@@ -180,6 +180,11 @@ def test_benchmark_command_runs_sweep_and_report(tmp_path: Path):
     assert per_run["wasted"].between(0, 1).all() and per_run["id pass@1 start"].notna().all()
     per_cur = pd.read_csv(tmp_path / "report" / "per_curriculum.csv")
     assert set(per_cur["curriculum"]) == {"random", "sec"} and (per_cur["seeds"] == 2).all()
+    paired = pd.read_csv(tmp_path / "report" / "paired_vs_random.csv")
+    assert set(paired["curriculum"]) == {"sec"} and (paired["seeds"] == 2).all()
+    joined = per_run.pivot(index="seed", columns="curriculum", values="id pass@1 final")
+    row = paired[paired["metric"] == "id pass@1 final"].iloc[0]
+    assert row["diff mean"] == pytest.approx((joined["sec"] - joined["random"]).mean(), abs=1e-5)
     index = (tmp_path / "report" / "index.md").read_text()
     assert "## Per curriculum and per run" in index and "wasted rollouts" in index
     assert (tmp_path / "report" / "figure3.png").exists()
