@@ -28,10 +28,29 @@ from analysis.load import result_config
 
 PAPER_CSV = Path(__file__).with_name("paper_results.csv")
 
-TASK_LABELS = {"countdown": "Countdown", "zebra": "Zebra", "arc": "ARC-1D", "math": "Math", "puzzles": "Puzzles"}
+TASK_LABELS = {
+    "countdown": "Countdown",
+    "zebra": "Zebra",
+    "arc": "ARC-1D",
+    "math": "Math",
+    "puzzles": "Puzzles",
+    "arith": "Arith",
+}
 SPLIT_LABELS = {"id": "ID", "ood": "OOD", "math500": "MATH500", "amc": "AMC22-23", "aime24": "AIME24"}
 MODEL_LABELS = {"qwen2.5_3b": "3B", "qwen2.5_7b": "7B", "smollm2_135m": "SmolLM2-135M", "tiny": "tiny"}
-CURRICULUM_LABELS = {"random": "random", "ordered": "ordered", "reverse": "reverse", "sec": "SEC", "sec_2d": "SEC-2D"}
+CURRICULUM_LABELS = {
+    "random": "random",
+    "ordered": "ordered",
+    "reverse": "reverse",
+    "sec": "SEC",
+    "sec_2d": "SEC-2D",
+    # the bandit variants (conf/curriculum/sec_*.yaml, not in the paper)
+    "sec_ucb": "SEC-UCB",
+    "sec_thompson": "SEC-Thompson",
+    "sec_egreedy": "SEC-ε-greedy",
+    "sec_progress": "SEC-progress",
+    "sec_success": "SEC-success",
+}
 ALGORITHM_LABELS = {"grpo": "GRPO", "ppo": "PPO", "rloo": "RLOO"}
 KEY_LABELS = {"task": "task", "split": "split", "algorithm": "RL method", "model": "model", "curriculum": "curriculum"}
 
