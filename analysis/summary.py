@@ -92,13 +92,14 @@ def paired_vs_baseline(
     """Each curriculum against ``baseline``, paired by seed: the per-seed difference
     ``curriculum - baseline`` of each metric of :func:`run_summary`.
 
-    Pairing by seed removes what the two runs of a seed share (the same data order for the
-    problems both draw, the same evaluation problems and sampling seeds), so its interval is the
-    honest one for "does it beat random here" with a few seeds. Rows: one per (task,
+    Pairing by seed removes what the two runs of a seed share (the model's initial sampling
+    and the evaluation's sampler seed; the evaluation problems are the task's, the same for
+    every run), so with a few seeds its interval is the one for "does it beat random here". Rows: one per (task,
     curriculum, metric) with ``seeds`` (n, the seeds both have a value for), ``diff mean``,
     ``diff std`` (ddof=1), ``ci low`` / ``ci high`` (the Student-t interval at ``level``:
-    mean ± t_{(1+level)/2, n-1} · std / sqrt(n)) and ``p`` (two-sided paired t-test,
-    ``scipy.stats.ttest_rel``); the interval and ``p`` are NaN for n < 2. Empty when the
+    mean ± t_{(1+level)/2, n-1} · std / sqrt(n)) and ``p`` (two-sided), both from
+    ``scipy.stats.ttest_rel``; the interval and ``p`` are NaN for n < 2, and with no spread
+    (every seed the same difference) the interval is that point and ``p`` is NaN. Empty when the
     baseline has no runs. Units are those of the metric (pass@1 and the wasted share in [0, 1]).
     """
     cols = ["task", "curriculum", "metric", "seeds", "diff mean", "diff std", "ci low", "ci high", "p"]
@@ -118,11 +119,12 @@ def paired_vs_baseline(
                 row = {"task": task, "curriculum": cur, "metric": m, "seeds": n, "diff mean": float(d.mean())}
                 row["diff std"] = float(d.std(ddof=1)) if n > 1 else np.nan
                 row["ci low"] = row["ci high"] = row["p"] = np.nan
-                if n > 1:
-                    half = stats.t.ppf((1 + level) / 2, n - 1) * row["diff std"] / np.sqrt(n)
-                    row["ci low"], row["ci high"] = row["diff mean"] - half, row["diff mean"] + half
-                    if row["diff std"] > 0:
-                        row["p"] = float(stats.ttest_rel(pair["x"], pair["y"]).pvalue)
+                if n > 1 and row["diff std"] > 0:
+                    test = stats.ttest_rel(pair["x"], pair["y"])
+                    ci = test.confidence_interval(confidence_level=level)
+                    row["ci low"], row["ci high"], row["p"] = float(ci.low), float(ci.high), float(test.pvalue)
+                elif n > 1:  # every seed gives the same difference: the interval is that point
+                    row["ci low"] = row["ci high"] = row["diff mean"]
                 rows.append(row)
     return pd.DataFrame(rows, columns=cols)
 

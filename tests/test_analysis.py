@@ -513,6 +513,7 @@ def test_paired_vs_random_pairs_by_seed_with_a_student_t_interval():
     # equal differences on every seed: no spread, so no p; the interval collapses onto the mean
     sec_ood = p.loc[("sec", "ood pass@1 final")]
     assert sec_ood["diff mean"] == pytest.approx(0.0) and np.isnan(sec_ood["p"])
+    assert (sec_ood["ci low"], sec_ood["ci high"]) == pytest.approx((0.0, 0.0), abs=1e-12)
     assert p.loc[("sec", "wasted"), "diff mean"] == pytest.approx(-0.1)
     # one shared seed: a difference, no interval
     one = p.loc[("ordered", "id pass@1 final")]
