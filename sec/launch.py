@@ -10,6 +10,8 @@ Examples::
 An invalid combination (e.g. ``curriculum=sec_2d`` on a single task) is rejected with one line:
 a single run exits with status 1; in a sweep the job writes ``rejected.json`` in its run dir, the
 other jobs run, and :class:`SweepReport` lists the rejected jobs at the end (exit status 1).
+A single run that cannot start (its run dir is in use by another process, or failed before)
+also exits with one line and status 1; in a sweep such a job fails and is reported.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from sec import rundir
+
+rundir.register_resolvers()  # hydra.sweep.subdir's job dir names (conf/config.yaml)
+
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 REJECTED = "rejected.json"
 
@@ -36,9 +42,11 @@ def main(cfg: DictConfig) -> float | None:
     """Run one job; returns the final ID pass@1 (the value sweepers optimise), None if rejected.
 
     Raises:
-        SystemExit: a single run (not a sweep) with an invalid config, with a one-line message.
+        SystemExit: a single run (not a sweep) with an invalid config, or whose run dir is in
+            use or failed before, with a one-line message.
+        RunLocked, RunFailedBefore: the same in a sweep (the launcher reports the job).
     """
-    from sec.errors import ConfigError
+    from sec.errors import ConfigError, RunFailedBefore, RunLocked
     from sec.workspace import Workspace
 
     logging.getLogger("sec").setLevel(logging.INFO)
@@ -47,6 +55,10 @@ def main(cfg: DictConfig) -> float | None:
     (out / REJECTED).unlink(missing_ok=True)  # a rerun judges the config afresh
     try:
         summary = Workspace(cfg, out).run()
+    except (RunLocked, RunFailedBefore) as exc:
+        if hc.mode != RunMode.MULTIRUN:
+            raise SystemExit(f"sec.launch: {exc}") from None
+        raise
     except ConfigError as exc:
         if hc.mode != RunMode.MULTIRUN:
             raise SystemExit(f"sec.launch: invalid config: {exc}") from None

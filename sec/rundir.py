@@ -12,6 +12,10 @@ names. Layout of a run dir::
                         ``global_step_<step>/``; each holds ``curriculum.json``
     done.json           written last (final eval summary); a finished run is skipped
     failed.json         written when the run raised; a rerun stops unless ``rerun_failed=true``
+    interrupted.json    written when a signal stopped the run after a checkpoint and the job was
+                        not requeued (the reason, host, SLURM job); a rerun resumes the run
+    run.lock            held (``flock``) by the process running the run: a second process for
+                        the same run dir refuses to start (:class:`RunLock`)
 
 A checkpoint is *complete* when it holds ``curriculum.json``: both backends write it after the
 engine has written the model, optimizer and trainer state, so a checkpoint torn by a kill during
@@ -21,14 +25,21 @@ its save lacks it and is passed over (drqv2's ``Workspace.save_snapshot`` /
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import logging
 import os
 import re
 import shutil
+import socket
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol
+
+from sec.errors import RunLocked
 
 log = logging.getLogger("sec.rundir")
 
@@ -38,6 +49,8 @@ MODEL_SOURCE = "model_source.json"
 CHECKPOINTS = "checkpoints"
 DONE = "done.json"
 FAILED = "failed.json"
+INTERRUPTED = "interrupted.json"
+LOCK = "run.lock"
 #: the curriculum state inside every checkpoint dir (``CurriculumPolicy.state_dict()`` as JSON)
 CURRICULUM_STATE = "curriculum.json"
 
@@ -152,3 +165,87 @@ def prune_checkpoints(checkpoint_dir: str | Path, engine: str, keep: int) -> lis
 def write_model_source(run_dir: str | Path, path: str, source: str) -> None:
     """Record where the run's weights came from (``hub``, ``cache``, ``package``, ...)."""
     write_json_atomic(Path(run_dir) / MODEL_SOURCE, {"path": path, "source": source})
+
+
+class RunLock:
+    """Exclusive lock on a run dir for the life of the process that runs it (a context manager).
+
+    ``flock`` on ``<run dir>/run.lock``: the kernel releases it when the holder exits or is
+    killed (SIGKILL, node reboot), so a lock left by a dead process is stale by construction and
+    never blocks a rerun. The file records who holds it (host, pid, SLURM job id, since when)
+    for the refusal message; it is left in place on release. On NFS, Linux emulates ``flock``
+    with POSIX byte-range locks, which hold across hosts where the NFS lock service runs.
+
+    Raises:
+        RunLocked: on entry, if a live process holds the lock (one line naming it).
+    """
+
+    def __init__(self, run_dir: str | Path, job: Mapping[str, Any] | None = None) -> None:
+        self.path = Path(run_dir) / LOCK
+        self.job = dict(job or {})
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode(errors="replace")
+            os.close(fd)
+            raise RunLocked(f"{self.path.parent} is in use by {_describe_holder(holder)}: not run twice") from None
+        holder = {"host": socket.gethostname(), "pid": os.getpid(), **self.job}
+        holder["since"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+
+
+def _describe_holder(text: str) -> str:
+    try:
+        h = json.loads(text)
+    except json.JSONDecodeError:
+        return "another process (its lock file names none)"
+    job = f", SLURM job {h['slurm_job_id']}" if h.get("slurm_job_id") else ""
+    return f"pid {h.get('pid', '?')} on {h.get('host', '?')}{job} since {h.get('since', '?')}"
+
+
+#: longest file name most file systems take (``NAME_MAX``, bytes)
+NAME_MAX = 255
+#: a shortened job dir name keeps this many bytes of the overrides before its hash
+SHORT_NAME_BYTES = 120
+
+
+def job_dir_name(num: int | str, override_dirname: str) -> str:
+    """A sweep job's dir name (``hydra.sweep.subdir``, resolver ``sec.job_dir``):
+    ``<num>_<overrides>`` as Hydra writes it, unless a part of it would exceed
+    :data:`NAME_MAX` bytes (a long sweep: ``OSError: File name too long``); then the first
+    :data:`SHORT_NAME_BYTES` bytes of the overrides (cut at an override boundary, ``/``
+    replaced by ``_``) and ``hash=`` with 12 hex digits of SHA-256 over all of them. Same
+    overrides, same name: a rerun finds its dirs; names that fit are Hydra's, unchanged."""
+    name = f"{num}_{override_dirname}"
+    if all(len(part.encode()) <= NAME_MAX for part in name.split("/")):
+        return name
+    digest = hashlib.sha256(override_dirname.encode()).hexdigest()[:12]
+    head = override_dirname.replace("/", "_").encode()[:SHORT_NAME_BYTES].decode(errors="ignore")
+    if "," in head:
+        head = head[: head.rindex(",")]
+    return f"{num}_{head},hash={digest}"
+
+
+def register_resolvers() -> None:
+    """Register the OmegaConf resolver ``sec.job_dir`` (:func:`job_dir_name`) once per process:
+    ``conf/config.yaml``'s ``hydra.sweep.subdir`` uses it, in the launching process and in
+    every job process (``sec.launch`` and the SLURM launcher plugin call this on import)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("sec.job_dir"):
+        OmegaConf.register_new_resolver("sec.job_dir", lambda num, overrides: job_dir_name(num, str(overrides)))

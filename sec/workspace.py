@@ -1,7 +1,7 @@
 """The run object (drqv2's Workspace pattern): one run dir holds everything a run needs to
 finish or resume, and a run that finds its own snapshot continues from it.
 
-Run dir layout::
+Run dir layout (names and the checkpoint contract: :mod:`sec.rundir`)::
 
     config.yaml        the resolved config (Hydra's own .hydra/ holds the unresolved one)
     metrics.jsonl      train and eval records (sec/metrics.py)
@@ -9,6 +9,14 @@ Run dir layout::
     done.json          written last: final eval summary; a finished run is skipped on rerun
     failed.json        written when the run raised: error, traceback, host, SLURM job and log
                        paths; a rerun stops at once unless ``rerun_failed=true``
+    interrupted.json   written when a preemption / time-limit signal stopped the run after a
+                       checkpoint and the job was not requeued: the reason; a rerun resumes
+    run.lock           held while a process runs the run: a second one refuses to start
+
+Lifecycle of :meth:`Workspace.run`: skip a finished run; take the run dir's lock; refuse a run
+that failed before; then set up, train and evaluate under a :class:`sec.preempt.PreemptionGuard`,
+which turns SLURM's preemption / time-limit signal into a hand-over to submitit's requeue at the
+first safe point (before training: at once; during training: the backend saves first).
 """
 
 from __future__ import annotations
@@ -30,10 +38,11 @@ from omegaconf import DictConfig, OmegaConf
 from sec import rundir
 from sec.backends import get_backend, get_dry_run
 from sec.curriculum import CurriculumPolicy, arms_of_records, build_curriculum
-from sec.errors import ConfigError, RunFailedBefore
+from sec.errors import ConfigError, RunFailedBefore, RunInterrupted
 from sec.evaluate import evaluate
 from sec.metrics import MetricsWriter, read_metrics
 from sec.models import load_model_and_tokenizer
+from sec.preempt import PreemptionGuard
 from sec.tasks import load_task_data, puzzle_reward
 from sec.tasks.rewards import ANSWER_EXTRACTIONS
 
@@ -41,7 +50,8 @@ log = logging.getLogger("sec.workspace")
 
 DONE = rundir.DONE
 FAILED = rundir.FAILED
-__all__ = ["ConfigError", "RunFailedBefore", "Workspace", "check_config", "task_components"]
+INTERRUPTED = rundir.INTERRUPTED
+__all__ = ["ConfigError", "RunFailedBefore", "RunInterrupted", "Workspace", "check_config", "task_components"]
 
 
 #: the mix's settings that every component of a multi-task task takes over
@@ -146,22 +156,38 @@ class Workspace:
             the final summary: ``{"<split> pass@1": value, ...}`` of the last evaluation.
 
         Raises:
+            RunLocked: another live process runs this run dir (:class:`sec.rundir.RunLock`).
             RunFailedBefore: the run failed in an earlier attempt (``failed.json``) and
                 ``rerun_failed`` is not true.
             ConfigError: an invalid config (not recorded: sec/launch.py rejects the job).
+            RunInterrupted: a signal stopped the run and the job was not requeued, after
+                recording it in ``interrupted.json`` (a rerun resumes it).
+            SystemExit: from submitit after a requeue (nothing recorded: the job goes on).
             Exception: whatever else the run raised, after recording it in ``failed.json``.
         """
+        from sec.slurm import job_info
+
         if self.done:
             log.info("%s is finished (%s exists): skipped", self.run_dir, DONE)
             return json.loads((self.run_dir / DONE).read_text())
-        self._check_failed_before()
-        try:
-            return self._train_and_evaluate()
-        except ConfigError:
-            raise  # an invalid config is rejected (sec/launch.py), not a failure: judged afresh on rerun
-        except Exception as exc:
-            self._record_failure(exc)
-            raise
+        with rundir.RunLock(self.run_dir, job_info()), PreemptionGuard() as guard:
+            if self.done:  # finished by the process that held the lock until just now
+                return json.loads((self.run_dir / DONE).read_text())
+            self._check_failed_before()
+            self._check_interrupted_before()
+            try:
+                return self._train_and_evaluate(guard)
+            except ConfigError:
+                raise  # an invalid config is rejected (sec/launch.py), not a failure: judged afresh on rerun
+            except RunInterrupted as exc:
+                self._record(INTERRUPTED, {"reason": str(exc)})
+                log.warning("run interrupted: %s (recorded in %s)", exc, self.run_dir / INTERRUPTED)
+                raise
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                info = self._record(FAILED, {"error": error, "traceback": traceback.format_exc()})
+                log.exception("run failed: %s (recorded in %s)", info["error"], self.run_dir / FAILED)
+                raise
 
     def _check_failed_before(self) -> None:
         marker = self.run_dir / FAILED
@@ -178,24 +204,30 @@ class Workspace:
         log.warning("%s failed before (%s): running it again (rerun_failed=true)", self.run_dir, error)
         marker.unlink()
 
-    def _record_failure(self, exc: Exception) -> None:
+    def _check_interrupted_before(self) -> None:
+        marker = self.run_dir / INTERRUPTED
+        if marker.exists():
+            try:
+                reason = json.loads(marker.read_text()).get("reason", "?")
+            except (OSError, json.JSONDecodeError):
+                reason = "unreadable interrupted.json"
+            log.info("%s was interrupted (%s): resuming it", self.run_dir, reason)
+            marker.unlink()
+
+    def _record(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Write ``fields`` plus time, host and the SLURM job (id, log) to ``<run dir>/<name>``;
+        an unwritable run dir is logged, not raised (it must not hide the run's own error)."""
         from sec.slurm import job_info
 
-        info = {
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "host": socket.gethostname(),
-            **job_info(),
-        }
+        info = {**fields, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(), **job_info()}
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            rundir.write_json_atomic(self.run_dir / FAILED, info)
-        except OSError as err:  # an unwritable run dir must not hide the original error
-            log.error("could not write %s: %s", self.run_dir / FAILED, err)
-        log.exception("run failed: %s (recorded in %s)", info["error"], self.run_dir / FAILED)
+            rundir.write_json_atomic(self.run_dir / name, info)
+        except OSError as err:
+            log.error("could not write %s: %s", self.run_dir / name, err)
+        return info
 
-    def _train_and_evaluate(self) -> dict[str, Any]:
+    def _train_and_evaluate(self, guard: PreemptionGuard) -> dict[str, Any]:
         check_config(self.cfg)
         if self.cfg.backend.get("dry_run", False):  # print what the backend would run; no data, no training
             get_dry_run(str(self.cfg.backend.name))(self)
@@ -203,7 +235,11 @@ class Workspace:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / rundir.CONFIG).write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
         seed_everything(int(self.cfg.seed))
+        if guard.requested:  # signalled as the job started: nothing to save yet
+            guard.hand_over()
         self.setup()
+        if guard.requested:  # signalled during the data set-up: nothing to save yet
+            guard.hand_over()
         wandb_cfg = self.cfg.logger if self.cfg.logger.name == "wandb" else None
         self.metrics = MetricsWriter(
             self.run_dir,

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import submitit
@@ -18,6 +19,8 @@ from hydra.plugins.launcher import Launcher
 from omegaconf import OmegaConf
 
 from conftest import CONF, ROOT
+from sec import preempt
+from sec.errors import RunInterrupted
 from sec.metrics import read_metrics
 from sec.models import publish_dir
 from sec.preempt import PreemptionGuard, preempt_signal
@@ -38,24 +41,55 @@ def test_hydra_finds_the_launcher_plugin():
     assert TARGET in found
 
 
+def sbatch_script(params: dict, folder: Path) -> str:
+    """The batch script submitit would submit for these launcher options, made by submitit's
+    own ``_make_sbatch_string`` after the name mapping its ``AutoExecutor`` and
+    ``SlurmExecutor`` apply (``timeout_min`` -> ``time``, ``mem_gb`` -> ``mem``, ``slurm_x`` ->
+    ``x``): no SLURM needed. Raises ``ValueError`` for an option submitit does not know."""
+    from submitit.slurm.slurm import SlurmExecutor, _convert_mem, _get_default_parameters, _make_sbatch_string
+
+    _, update = executor_parameters(params)
+    generic = SlurmExecutor._equivalence_dict()
+    converted = {
+        (k.removeprefix("slurm_") if k.startswith("slurm_") else generic.get(k, k)): v for k, v in update.items()
+    }
+    converted["mem"] = _convert_mem(converted["mem"])
+    unknown = sorted(set(converted) - set(_get_default_parameters()))
+    if unknown:
+        raise ValueError(f"submitit's SLURM executor does not know {unknown}")
+    return _make_sbatch_string(command="python -u -m submitit.core._submit x", folder=folder, **converted)
+
+
 @pytest.mark.parametrize(
-    ("overrides", "gpus", "cpus", "mem_gb"),
+    ("overrides", "gpus", "cpus", "mem_gb", "delay_s"),
     [
-        (["profile=tiny"], None, 1, 4),
-        (["profile=cpu"], None, 2, 16),
-        (["profile=paper", "model=smollm2_135m"], 1, 8, 32),
-        (["profile=paper", "model=qwen2.5_3b"], 4, 32, 256),
-        (["profile=paper", "model=qwen2.5_7b"], 8, 64, 512),
+        (["profile=tiny"], None, 1, 4, 60),
+        (["profile=cpu"], None, 2, 16, 300),
+        (["profile=paper", "model=smollm2_135m"], 1, 8, 32, 300),
+        (["profile=paper", "model=qwen2.5_3b"], 4, 32, 256, 1200),
+        (["profile=paper", "model=qwen2.5_7b"], 8, 64, 512, 1200),
     ],
 )
-def test_resources_come_from_the_model_preset_and_the_profile(overrides, gpus, cpus, mem_gb):
+def test_resources_come_from_the_model_preset_and_the_profile(tmp_path, overrides, gpus, cpus, mem_gb, delay_s):
     params = launcher(*overrides)
     assert params["_target_"] == TARGET
     assert (params["gpus_per_node"], params["cpus_per_task"], params["mem_gb"]) == (gpus, cpus, mem_gb)
     assert params["max_num_timeout"] > 0  # requeue after a time limit: runs resume from their checkpoint
     assert params["stderr_to_stdout"] and params["partition"] is None
-    # every option is one that submitit's SLURM executor accepts
-    init, update = executor_parameters(params)
+    # every option is one that submitit's SLURM executor accepts, and lands in the batch script
+    script = sbatch_script(params, tmp_path / "%j")
+    assert f"#SBATCH --cpus-per-task={cpus}\n" in script and f"#SBATCH --mem={mem_gb}GB\n" in script
+    assert f"#SBATCH --signal=USR2@{delay_s}\n" in script
+    assert ("#SBATCH --gpus-per-node" in script) == (gpus is not None)
+    # the setup lines (conf/hydra/launcher/slurm.yaml) are valid bash before the srun line
+    check = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert script.index("srun() {") < script.index("srun --unbuffered")
+
+
+@pytest.mark.slurm
+def test_submitits_executor_takes_the_options_on_a_slurm_machine(slurm):
+    init, update = executor_parameters(launcher("profile=tiny"))
     executor = submitit.AutoExecutor(cluster="slurm", **{**init, "folder": "/tmp/unused/%j"})
     executor.update_parameters(**update)
 
@@ -113,36 +147,72 @@ def test_a_failed_job_is_reported_by_its_error_line(tmp_path):
     }
 
 
-def test_guard_defers_the_job_runners_handler_until_the_checkpoint_is_saved():
+def test_guard_defers_the_job_runners_handler_until_the_checkpoint_is_saved(guard_state):
     calls = []
 
     def job_runner(signum, frame):  # stands for submitit's checkpoint-and-requeue handler
         calls.append(signum)
+        # SLURM answers `scontrol requeue` with SIGTERM to the job's processes, scontrol
+        # included: it must survive that and exit normally
+        scontrol = subprocess.run(["sh", "-c", "kill -TERM $$; echo requeued"], capture_output=True, text=True)
+        calls.append(scontrol.returncode)
+        os.kill(os.getpid(), signal.SIGUSR2)  # another signal meanwhile (scancel --full sends three)
+        raise SystemExit(-1)  # submitit exits after the requeue
 
-    previous = signal.signal(signal.SIGUSR2, job_runner)
-    try:
-        with PreemptionGuard() as guard:
-            assert guard.active and not guard.requested
-            os.kill(os.getpid(), signal.SIGUSR2)
-            assert guard.requested and calls == []  # only noted: the step goes on
-            os.kill(os.getpid(), signal.SIGUSR2)  # a second signal changes nothing
+    signal.signal(signal.SIGUSR2, job_runner)
+    with PreemptionGuard() as outer, PreemptionGuard() as guard:  # nested guards share one state
+        assert guard.active and not guard.requested
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert guard.requested and outer.requested and calls == []  # only noted: the step goes on
+        os.kill(os.getpid(), signal.SIGUSR2)  # a second signal changes nothing
+        with pytest.raises(SystemExit):
             guard.hand_over()
-            assert calls == [signal.SIGUSR2]
-            assert signal.getsignal(signal.SIGUSR2) is job_runner
-        assert signal.getsignal(signal.SIGUSR2) is job_runner
-    finally:
-        signal.signal(signal.SIGUSR2, previous)
+        assert calls == [signal.SIGUSR2, 0]  # run once; scontrol was not killed
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN  # SIGTERM is back
+    # after a hand-over, late signals stay swallowed: submitit's handler must not run twice
+    assert signal.getsignal(signal.SIGUSR2) is preempt._note_signal
 
 
-def test_guard_stays_out_of_the_way_outside_a_job():
-    previous = signal.signal(signal.SIGUSR2, signal.SIG_DFL)
-    try:
-        with PreemptionGuard() as guard:
-            assert not guard.active and signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
-        with pytest.raises(RuntimeError, match="without a received preemption signal"):
+def test_a_hand_over_that_does_not_requeue_is_an_interruption_with_submitits_reason(guard_state):
+    from submitit.core.utils import UncompletedJobError
+
+    def job_runner(signum, frame):  # submitit after the last time-limit requeue (max_num_timeout)
+        raise UncompletedJobError("Job not requeued because: timed-out too many times.")
+
+    signal.signal(signal.SIGUSR2, job_runner)
+    with PreemptionGuard() as guard:
+        os.kill(os.getpid(), signal.SIGUSR2)
+        with pytest.raises(RunInterrupted, match=r"not requeued \(timed-out too many times\).*a rerun resumes"):
             guard.hand_over()
-    finally:
-        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_guard_stays_out_of_the_way_outside_a_job(guard_state):
+    signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    with PreemptionGuard() as guard:
+        assert not guard.active and signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
+    with pytest.raises(RuntimeError, match="without a received preemption signal"):
+        guard.hand_over()
+
+
+def test_a_signal_while_the_jobs_python_starts_is_noted_not_fatal(tmp_path):
+    """``python -m sec.preempt -m <module>`` (how SLURM jobs start) notes USR2 from its first
+    line; the guard entered later sees it. Without it the default action kills the process."""
+    script = (
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGUSR2)  # before anything binds a handler\n"
+        "time.sleep(0.1)\n"
+        "signal.signal(signal.SIGUSR2, lambda *a: None)  # submitit binds its handler\n"
+        "from sec.preempt import PreemptionGuard\n"
+        "with PreemptionGuard() as g:\n"
+        "    print('requested', g.requested)\n"
+    )
+    (tmp_path / "job_body.py").write_text(script)
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}:{ROOT}")
+    cmd = [sys.executable, "-u", "-m", "sec.preempt", "-u", "-m", "job_body"]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "requested True", r.stderr
+    bare = subprocess.run([sys.executable, "-m", "job_body"], cwd=ROOT, env=env, capture_output=True, timeout=60)
+    assert bare.returncode == -signal.SIGUSR2
 
 
 def test_preempt_signal_follows_submitit(monkeypatch):

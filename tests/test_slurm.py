@@ -4,9 +4,8 @@ are skipped, except in CI (``CI=true``), where they fail.
 
 Real `python -m sec.launch -m hydra/launcher=slurm` sweeps on the tiny profile: the 2 x 2
 sweep as one job array with the same outputs as a local run, failing jobs reported with their
-logs while the others finish, a job signalled mid-run (USR2, as SLURM does before a time
-limit) that checkpoints, is requeued and resumes with every step once, and data generation
-as array tasks.
+logs while the others finish, and data generation as array tasks. Preemption, requeue and
+time limits: tests/test_slurm_faults.py.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -34,35 +32,6 @@ from sec.workspace import task_components
 pytestmark = pytest.mark.slurm
 
 SWEEP_2X2 = ("profile=tiny", "task=zebra,arc", "curriculum=sec,random")
-
-
-def slurm_unavailable() -> str | None:
-    """Why SLURM cannot run jobs here, or None when it can (a node up, accounting working)."""
-    for tool in ("sbatch", "sinfo", "sacct", "scontrol"):
-        if shutil.which(tool) is None:
-            return f"`{tool}` not found"
-    try:
-        states = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=20)
-        acct = subprocess.run(["sacct", "-n", "-X", "-S", "now"], capture_output=True, text=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return "sinfo/sacct time out"
-    if states.returncode != 0:
-        return f"sinfo fails: {states.stderr.strip()[:200]}"
-    if not {"idle", "mixed", "allocated", "completing"} & set(states.stdout.split()):
-        return f"no node up (sinfo: {states.stdout.split() or 'none'})"
-    if acct.returncode != 0:
-        return f"sacct fails (no accounting): {acct.stderr.strip()[:200]}"
-    return None
-
-
-@pytest.fixture(scope="module")
-def slurm() -> None:
-    reason = slurm_unavailable()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI needs a running SLURM, but {reason}; .ci/run starts one with scripts/slurm_local.sh start")
-    pytest.skip(f"no local SLURM ({reason}); `bash scripts/slurm_local.sh start` runs one on this machine")
 
 
 def sec_launch(*args: str, threads: int | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -191,54 +160,6 @@ def test_sweep_2x2_is_one_array_with_local_outputs_and_failures_are_reported(slu
 
 def submitted_line(output: str, n: int) -> str:
     return next(line for line in output.splitlines() if f"#{n} : " in line and "SLURM job" in line)
-
-
-def test_signalled_job_checkpoints_requeues_and_resumes_every_step_once(slurm, tmp_path):
-    """Two runs with the same seed in one array; the second gets SLURM's USR2 mid-run."""
-    sweep = tmp_path / "sweep"
-    # no periodic checkpoint (save_every > steps): only the signal and the end of training save
-    args = ("profile=tiny", "task=countdown", "curriculum=sec", "train.steps=6", "train.save_every=100")
-    t0 = time.perf_counter()
-    proc = sec_launch("-m", "hydra/launcher=slurm", *args, "tag=ref,pre", f"hydra.sweep.dir={sweep}")
-    metrics = None
-    deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:
-        found = list(sweep.glob("1_*/metrics.jsonl"))
-        if found and sum(r["kind"] == "train" for r in read_metrics(found[0])) >= 2:
-            metrics = found[0]
-            break
-        time.sleep(0.5)
-    assert metrics is not None, "the run never reached step 2"
-    log_lines = []
-    for line in proc.stdout:  # the launcher has printed its job ids long before step 2
-        log_lines.append(line)
-        if "#1 : " in line and "SLURM job" in line:
-            break
-    job_id = submitted("".join(log_lines))[1]
-    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
-    rc, out = finish(proc)
-    assert rc == 0, out[-4000:]
-    print(f"signalled sweep: {time.perf_counter() - t0:.0f} s")
-
-    ref, pre = sorted(job_dirs(sweep).items())
-    ref_dir, pre_dir = ref[1], pre[1]
-    assert "tag=pre" in pre_dir.name
-    run_log = (pre_dir / "launch.log").read_text()
-    assert "caught SIGUSR2" in run_log and "handing SIGUSR2 over to the job runner (requeue)" in run_log
-    # the only checkpoint before the end is the one the signal made (save_every=100)
-    step = int(re.search(r"resuming from \S*checkpoint-(\d+) \(step", run_log).group(1))
-    assert 2 <= step < 6 and (pre_dir / "checkpoints" / f"checkpoint-{step}" / "curriculum.json").exists()
-    # SLURM requeued it: the accounting has the first attempt as REQUEUED
-    history = sacct_states(job_id, attempts=True)
-    assert history == [f"{job_id}|REQUEUED", f"{job_id}|COMPLETED"], history
-
-    records = check_run(pre_dir, steps=6, curriculum="sec")  # every step exactly once
-    assert_same_records(records, read_metrics(ref_dir / "metrics.jsonl"))
-    state = [
-        json.loads((d / "checkpoints" / "checkpoint-6" / "curriculum.json").read_text()) for d in (ref_dir, pre_dir)
-    ]
-    assert state[0]["rng"] == state[1]["rng"] and state[0]["counts"] == state[1]["counts"]
-    assert state[0]["q"] == pytest.approx(state[1]["q"], abs=1e-6)
 
 
 def test_data_generation_as_a_slurm_array(slurm, tmp_path):

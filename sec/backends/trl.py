@@ -151,7 +151,9 @@ def build_args(ws: Workspace, config_cls: type) -> Any:
         logging_steps=1,
         save_strategy="steps" if int(cfg.train.save_every) > 0 else "no",
         save_steps=max(1, int(cfg.train.save_every)),
-        save_total_limit=cfg.train.save_total_limit,
+        # TRL deletes old checkpoints before on_save completes the new one: we prune instead,
+        # after it (SECCallback.on_save, rundir.prune_checkpoints)
+        save_total_limit=None,
         report_to=[],
         seed=int(cfg.seed),
         data_seed=int(cfg.seed),
@@ -218,6 +220,9 @@ def _trainer_callback(ws: Workspace, feed: CurriculumFeed) -> Any:
 
         def on_save(self, args, state, control, **kw):
             rundir.save_curriculum_state(Path(args.output_dir) / f"checkpoint-{state.global_step}", feed.policy)
+            # the new checkpoint is complete: only now may older ones go (TRL's own rotation,
+            # before on_save, could leave no complete checkpoint; build_args turns it off)
+            rundir.prune_checkpoints(args.output_dir, "trl", keep=int(ws.cfg.train.save_total_limit or 0))
 
     return SECCallback()
 
@@ -227,8 +232,10 @@ def _preemption_callback(guard: PreemptionGuard) -> Any:
 
     class PreemptionCallback(TrainerCallback):
         """Turns a preemption signal (``guard.requested``) into a checkpoint of the step in
-        progress and the end of ``train()`` (sec/preempt.py). Checked after the step and after
-        its log (our evaluation runs in ``on_log``), before the trainer's save decision."""
+        progress and the end of ``train()`` (sec/preempt.py), at the first safe point: after
+        the step and after its log (our evaluation runs in ``on_log``), before the trainer's
+        save decision; and after a periodic save (our ``on_save`` has completed it: no second
+        save, no further step)."""
 
         def _stop(self, control):
             if guard.requested:
@@ -241,6 +248,11 @@ def _preemption_callback(guard: PreemptionGuard) -> Any:
 
         def on_log(self, args, state, control, **kw):
             return self._stop(control)
+
+        def on_save(self, args, state, control, **kw):
+            if guard.requested:
+                control.should_training_stop = True
+            return control
 
     return PreemptionCallback()
 
@@ -287,6 +299,8 @@ def train(ws: Workspace) -> None:
 
     resume = ws.resume("trl")
     with guard:
+        if guard.requested:  # signalled while loading: the last checkpoint (if any) is all there is
+            guard.hand_over()
         trainer.train(resume_from_checkpoint=resume)
         if guard.requested and trainer.state.global_step < trainer.state.max_steps:
             guard.hand_over()  # the checkpoint is saved: submitit requeues the job and exits
