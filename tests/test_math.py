@@ -15,8 +15,14 @@ from omegaconf import OmegaConf
 from conftest import CONF
 from sec.tasks import load_task_data, puzzle_reward
 from sec.tasks.data import check_task_data, manifest_path
-from sec.tasks.math import MATH_INSTRUCTION, MathDataError, build_math_records, load_math_data, math_cache_key
-from sec.tasks.rewards import math_correct
+from sec.tasks.math import (
+    MATH_INSTRUCTION,
+    MathDataError,
+    build_math_records,
+    load_math_data,
+    math_cache_key,
+    math_correct,
+)
 
 PAPER_COUNTS = {1: 915, 2: 2062, 3: 2514, 4: 2648, 5: 3360}
 
