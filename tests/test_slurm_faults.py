@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -73,17 +74,54 @@ def squeue_state(job: str) -> str:
     return r.stdout.strip()
 
 
-def wait_for_restart(job: str, timeout: float = 300) -> float:
-    """Wait until the requeued job has left RUNNING and runs again; returns when it did."""
+def wait_for_restart(job: str, timeout: float = 300) -> None:
+    """Wait until the requeued job has left RUNNING and runs again."""
     deadline = time.time() + timeout
     left = False
     while time.time() < deadline:
         state = squeue_state(job)
+        if not state:  # out of the queue: it ended instead
+            raise AssertionError(f"job {job} ended without a requeue: {sacct_states(job, attempts=True)}")
         left = left or state != "RUNNING"
         if left and state == "RUNNING":
-            return time.time()
+            return
         time.sleep(0.05)
     raise AssertionError(f"job {job} did not run again after its requeue")
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (``SigCgt`` in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = int(re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+    return bool(mask >> (signum - 1) & 1)
+
+
+def wait_for_job_python(folder: Path, timeout: float = 300) -> int:
+    """The pid of the job's Python (``submitit.core._submit <folder>``) once it catches USR2,
+    i.e. in its first lines (loading submitit and the job's pickle still lie ahead)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                args = cmdline.read_bytes().split(b"\0")
+            except OSError:
+                continue
+            # the Python itself, not the srun that started it (same arguments)
+            if (
+                args[0] == sys.executable.encode()
+                and b"submitit.core._submit" in args
+                and str(folder).encode() in args[-2]
+            ):
+                pid = int(cmdline.parent.name)
+                while time.time() < deadline and cmdline.exists():
+                    if catches(pid, signal.SIGUSR2):
+                        return pid
+                    time.sleep(0.002)
+        time.sleep(0.01)
+    raise AssertionError("the job's Python never started")
 
 
 def slow_scontrol(tmp_path: Path) -> dict[str, str]:
@@ -132,7 +170,8 @@ def test_a_signalled_job_requeues_even_when_scontrol_is_slow_and_resumes_every_s
 
 def test_a_signal_to_the_batch_shell_and_another_as_the_requeued_job_starts_both_requeue(slurm, tmp_path):
     """``scancel --batch`` signals only the batch shell; ``scancel --full`` the shell, ``srun``
-    and the job step, here just as the requeued attempt starts (its Python still loading)."""
+    and the job step, here just as the requeued attempt starts: its Python has begun (it
+    catches USR2) but is still loading submitit and the job."""
     sweep_dir = tmp_path / "sweep"
     t0 = time.perf_counter()
     sweep = Sweep(*RUN, f"hydra.sweep.dir={sweep_dir}")
@@ -140,6 +179,7 @@ def test_a_signal_to_the_batch_shell_and_another_as_the_requeued_job_starts_both
     job_id = sweep.job_id(0)
     subprocess.run(["scancel", "--batch", "--signal=USR2", job_id], check=True)
     wait_for_restart(job_id)
+    wait_for_job_python(sweep_dir / ".submitit")
     subprocess.run(["scancel", "--full", "--signal=USR2", job_id], check=True)
     rc, out = sweep.finish()
     assert rc == 0, out[-4000:]
