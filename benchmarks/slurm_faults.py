@@ -15,10 +15,13 @@ dir, each fault injected through SLURM when the run has finished ``--at`` steps:
   SLURM kills the job and requeues it (``JobRequeue=1``) without any signal to the run.
 
 For each it prints the SLURM attempts, the steps done twice (a step is counted once per
-attempt that logged it), the wall time of the whole run against the reference, and whether a
-person had to act. Periodic checkpoints every ``--save-every`` steps.
+attempt that logged it), the time from the fault until the run trains again (and how much of
+it the job spent queued), the wall time of the whole run against the reference, and whether a
+person had to act. Periodic checkpoints every ``--save-every`` steps. A cancelled job's run
+goes on for SLURM's ``KillWait`` (10 s on the local cluster, 30 s by default) after SIGTERM,
+which submitit ignores: it may reach a checkpoint in that time.
 
-    python benchmarks/slurm_faults.py [--profile tiny] [--steps 8] [--save-every 3] [--at 4]
+    python benchmarks/slurm_faults.py [--profile tiny] [--steps 40] [--save-every 10] [--at 13]
 
 Needs root for ``scontrol update`` (the node-failure case; skipped otherwise). Other jobs on
 the machine slow every row alike: the load average is printed with the table.
@@ -82,16 +85,40 @@ def wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen, timeout: flo
     raise RuntimeError(f"{run_dir.name} never reached step {step}")
 
 
-def attempts(job: str) -> list[str]:
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-D", "-j", job, "-o", "State"], capture_output=True, text=True)
-    return [s.split()[0] for s in out.stdout.split()]
+def attempts(job: str, timeout: float = 60) -> list[tuple[str, float, float]]:
+    """``(state, start, end)`` of each attempt of ``job`` (``sacct -D``; epoch seconds), once
+    none is still running: submitit hands the result over a moment before SLURM records the end."""
+    deadline = time.time() + timeout
+    while True:
+        cmd = ["sacct", "-n", "-X", "-P", "-D", "-j", job, "-o", "State,Start,End"]
+        rows = [line.split("|") for line in subprocess.run(cmd, capture_output=True, text=True).stdout.split("\n")]
+        rows = [r for r in rows if len(r) == 3]
+        if time.time() > deadline or not any(r[0] in ("RUNNING", "PENDING", "COMPLETING") for r in rows):
+            return [(st.split()[0], iso(a), iso(b)) for st, a, b in rows]
+        time.sleep(1)
 
 
-def stats(run_dir: Path, t_submit: float, t_end: float) -> dict[str, float]:
-    """Steps logged in all attempts and the run's wall time (submission to the last step)."""
+def iso(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").timestamp() if text[:1].isdigit() else float("nan")
+
+
+def stats(run_dir: Path, tries: list[tuple[str, float, float]], t_fault: float) -> dict[str, float]:
+    """Steps logged in all attempts (a step redone after a fault is logged again); ``down_s``
+    from the fault to the first step of the next attempt, of which ``queued_s`` between
+    attempts (SLURM's requeue delay and the queue, or the rerun)."""
     text = (run_dir / "launch.log").read_text()
-    steps = [int(m["step"]) for m in STEP_LINE.finditer(text)]
-    return {"steps_logged": len(steps), "steps": max(steps, default=0), "wall_s": t_end - t_submit}
+    logged = [stamp(m["t"]) for m in STEP_LINE.finditer(text)]
+    if t_fault != t_fault:  # the time limit: SLURM's signal, as the run logged it
+        caught = re.search(r"^\[([\d-]+ [\d:,]+)\]\[sec\.preempt\]\[WARNING\] - caught", text, re.M)
+        t_fault = stamp(caught.group(1)) if caught else float("nan")
+    if len(tries) < 2:
+        return {"steps_logged": len(logged), "down_s": 0.0, "queued_s": 0.0}
+    back = min((t for t in logged if t >= tries[1][1]), default=float("nan"))
+    return {"steps_logged": len(logged), "down_s": back - t_fault, "queued_s": tries[1][1] - tries[0][2]}
+
+
+def stamp(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def node_of(job: str) -> str:
@@ -109,8 +136,8 @@ def inject(fault: str, job: str) -> str:
     if fault == "node failure":
         node = node_of(job)
         subprocess.run(["scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=sec-benchmark"], check=True)
-        time.sleep(5)
-        subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], check=True)
+        time.sleep(5)  # back up (with ReturnToService=2 it may already be: then this fails harmlessly)
+        subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True)
         return "none"
     raise ValueError(fault)
 
@@ -122,29 +149,35 @@ def measure(fault: str, sweep_dir: Path, base: list[str], args: argparse.Namespa
     overrides = list(base)
     if fault == "time limit":
         overrides += [f"slurm.timeout_min={args.limit_min}", f"slurm.signal_delay_s={args.limit_signal_s}"]
-    t0 = time.time()
+    t0, t_fault = time.time(), float("nan")
     proc, lines = launch(sweep_dir, tag, overrides)
     run_dir = run_dir_of(sweep_dir, tag)
     job, action = job_id(lines), "none"
     if fault not in ("reference", "time limit"):
         wait_for_step(run_dir, args.at, proc)
+        t_fault = time.time()
         action = inject(fault, job)
     proc.wait()
-    states = attempts(job)
-    if action == "rerun the sweep":
+    wall = time.time() - t0
+    tries = attempts(job)
+    if action == "rerun the sweep":  # at once (the time a person takes to notice is not counted)
+        t1 = time.time()
         proc, lines = launch(sweep_dir, tag, overrides)
         job2 = job_id(lines)
         proc.wait()
-        states += attempts(job2)
-    return {"fault": fault, "states": " ".join(states), "action": action, **stats(run_dir, t0, time.time())}
+        wall += time.time() - t1
+        tries += attempts(job2)
+    states = " ".join(st for st, _, _ in tries)
+    return {"fault": fault, "job": job, "states": states, "action": action, "wall_s": wall,
+            **stats(run_dir, tries, t_fault)}  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="tiny")
-    ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--save-every", type=int, default=3)
-    ap.add_argument("--at", type=int, default=5, help="inject each fault once the run has logged this step")
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--save-every", type=int, default=10)
+    ap.add_argument("--at", type=int, default=13, help="inject each fault once the run has logged this step")
     ap.add_argument("--limit-min", type=int, default=2, help="time limit of the `time limit` job (minutes)")
     ap.add_argument("--limit-signal-s", type=int, default=60, help="its USR2 this long before the limit")
     ap.add_argument("--faults", nargs="*", default=["reference", "preemption", "time limit", "kill", "node failure"])
@@ -163,12 +196,16 @@ def main() -> None:
     load = os.getloadavg()
     print(f"\n{args.profile} profile, {args.steps} steps, checkpoint every {args.save_every}, fault at step {args.at};")
     print(f"{datetime.now():%Y-%m-%d %H:%M}, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; {sweep_dir}\n")
-    print("| fault | SLURM attempts | steps done twice | wall time (s) | vs reference (s) | person had to |")
-    print("|---|---|---|---|---|---|")
+    print("| fault | SLURM attempts | steps done twice | fault to training again (s) | of which queued (s) "
+          "| wall time (s) | vs reference (s) | person had to |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         extra = "" if ref is None else f"{r['wall_s'] - ref:+.0f}"
         redone = int(r["steps_logged"]) - args.steps
-        print(f"| {r['fault']} | {r['states']} | {redone} | {r['wall_s']:.0f} | {extra} | {r['action']} |")
+        print(
+            f"| {r['fault']} | {r['states']} | {redone} | {r['down_s']:.0f} | {r['queued_s']:.0f} | "
+            f"{r['wall_s']:.0f} | {extra} | {r['action']} |"
+        )
 
 
 if __name__ == "__main__":

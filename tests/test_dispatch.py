@@ -64,7 +64,7 @@ def sbatch_script(params: dict, folder: Path) -> str:
     ("overrides", "gpus", "cpus", "mem_gb", "delay_s"),
     [
         (["profile=tiny"], None, 1, 4, 60),
-        (["profile=cpu"], None, 2, 16, 300),
+        (["profile=cpu"], None, 2, 16, 600),
         (["profile=paper", "model=smollm2_135m"], 1, 8, 32, 300),
         (["profile=paper", "model=qwen2.5_3b"], 4, 32, 256, 1200),
         (["profile=paper", "model=qwen2.5_7b"], 8, 64, 512, 1200),

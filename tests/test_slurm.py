@@ -129,10 +129,14 @@ def test_sweep_2x2_is_one_array_with_local_outputs_and_failures_are_reported(slu
             assert (run / "config.yaml").read_text() == (ref[n] / "config.yaml").read_text()
             assert json.loads((run / "done.json").read_text()) == json.loads((ref[n] / "done.json").read_text())
 
-    # a second sweep into the same dir, with a data cache that is a file: job 0 (zebra, sec)
-    # finished above and is skipped, job 1 is rejected (sec_2d needs a multi-task task), jobs 2
-    # and 3 fail when they load their data; the failures are reported with their logs
-    before = (ran[0] / "metrics.jsonl").read_text()
+    check_second_sweep_reports_failures(sweep, ran[0], tmp_path)
+
+
+def check_second_sweep_reports_failures(sweep: Path, finished: Path, tmp_path: Path) -> None:
+    """A second sweep into the same dir, with a data cache that is a file: job 0 (zebra, sec)
+    finished before and is skipped, job 1 is rejected (sec_2d needs a multi-task task), jobs 2
+    and 3 fail when they load their data; the failures are reported with their logs."""
+    before = (finished / "metrics.jsonl").read_text()
     broken_cache = tmp_path / "cache_is_a_file"
     broken_cache.write_text("")
     second = ("profile=tiny", "task=zebra,puzzles", "curriculum=sec,sec_2d", f"hydra.sweep.dir={sweep}")
@@ -153,7 +157,7 @@ def test_sweep_2x2_is_one_array_with_local_outputs_and_failures_are_reported(slu
         failed = json.loads((run_dir / "failed.json").read_text())
         assert str(broken_cache) in failed["error"] and failed["log"] == str(log_file)
         assert failed["slurm_job_id"] == submitted(out)[n]
-    assert (ran[0] / "metrics.jsonl").read_text() == before
+    assert (finished / "metrics.jsonl").read_text() == before
     log_file = Path(re.search(r"log (\S+_log\.out)", submitted_line(out, 0)).group(1))
     assert "is finished (done.json exists): skipped" in log_file.read_text()
 
