@@ -296,7 +296,13 @@ class Workspace:
 
     def eval_score(self, completion: str, record: Mapping[str, Any]) -> float:
         """Validation score: 1 correct, else 0."""
-        return puzzle_reward(completion, record, train=False, extraction=self.answer_extraction)
+        return puzzle_reward(
+            completion,
+            record,
+            train=False,
+            format_reward=float(self.cfg.task.format_reward),
+            extraction=self.answer_extraction,
+        )
 
     def evaluate(self, model: Any, step: int) -> list[dict[str, Any]]:
         """pass@1 on the test split (per task: per level, ID, OOD) written to metrics.jsonl."""

@@ -265,7 +265,10 @@ def test_dataset_takes_verl_advantages_and_updates_q_as_the_core_says(tmp_path, 
 
         # the reward function through verl's reward manager: SEC.md §2 rewards of the decoded text
         prow = np.repeat(rows, config.actor_rollout_ref.rollout.n)
-        want = [puzzle_reward(t, problems[p], train=True, format_reward=0.1) for t, p in zip(texts, prow, strict=True)]
+        want = [
+            puzzle_reward(t, problems[p], train=True, format_reward=0.1, extraction="boxed")
+            for t, p in zip(texts, prow, strict=True)
+        ]
         np.testing.assert_allclose(batch.batch["token_level_scores"].sum(-1).numpy(), want)
         assert set(np.unique(want)) <= {0.0, 0.1, 1.0} and len(set(want)) > 1
         np.testing.assert_array_equal(batch.non_tensor_batch["acc"], [float(w == 1.0) for w in want])
@@ -318,14 +321,19 @@ def test_validation_set_is_plain_and_compute_score_is_pass_at_1(tmp_path, tokeni
     assert compute_score(item["data_source"], f"\\boxed{{{ref}}}", item["reward_model"]["ground_truth"], info) == {
         "score": 1.0,
         "acc": 1.0,
+        "reward_timeout": 0.0,
     }
     wrong = compute_score(item["data_source"], "\\boxed{1}", item["reward_model"]["ground_truth"], info)
-    assert wrong == {"score": 0.1, "acc": 0.0}
+    assert wrong == {"score": 0.1, "acc": 0.0, "reward_timeout": 0.0}
     assert info["answer_extraction"] == "boxed"
     # the CPU benchmark's rule travels in extra_info too (task.answer_extraction)
     arith = json.dumps({"generator": "basic_arithmetic", "answer": "-4"})
     last = {"task": "arith", "format_reward": 0.0, "answer_extraction": "last_number"}
-    assert compute_score("arith/level_2", "5 - 9 = -4", arith, last) == {"score": 1.0, "acc": 1.0}
+    assert compute_score("arith/level_2", "5 - 9 = -4", arith, last) == {
+        "score": 1.0,
+        "acc": 1.0,
+        "reward_timeout": 0.0,
+    }
     assert compute_score("arith/level_2", "5 - 9 = -4", arith, {**last, "answer_extraction": "boxed"})["acc"] == 0.0
 
 

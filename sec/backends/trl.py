@@ -35,6 +35,7 @@ from sec import rundir
 from sec.curriculum import CurriculumFeed, token_mean_abs
 from sec.evaluate import model_prompt
 from sec.preempt import PreemptionGuard
+from sec.tasks.rewards import pop_reward_counts
 
 if TYPE_CHECKING:
     from sec.workspace import Workspace
@@ -200,6 +201,7 @@ def _trainer_callback(ws: Workspace, feed: CurriculumFeed) -> Any:
                     record[_RENAME.get(k, f"trl/{k}")] = v
             record["wall_time_s"] = time.perf_counter() - self.t_step
             record.update(feed.pop_stats())
+            record.update(pop_reward_counts())  # answers checked / timed out since the last record
             ws.metrics.write(record)
             log.info(
                 "step %d/%d reward %.3f zero-var %.2f level %.2f (%.1fs)",

@@ -454,7 +454,7 @@ def verl_rows(
     records: Sequence[Mapping[str, Any]],
     prompt_format: str,
     format_rewards: Mapping[str, float],
-    extractions: Mapping[str, str] | None = None,
+    extractions: Mapping[str, str],
 ) -> Any:
     """Problem records (:mod:`sec.tasks.data`) as verl dataset rows, in the same order.
 
@@ -463,7 +463,7 @@ def verl_rows(
     ``prompt`` (one user turn: the question for ``chat``, the TinyZero prompt for ``plain``),
     ``reward_model.ground_truth`` (the answer JSON), ``extra_info`` (``index`` = position,
     ``task``, ``level``, ``split``, ``format_reward``, ``answer_extraction`` (per task, from
-    ``extractions``; default ``boxed``)) and the record's own ``task``/``level``.
+    ``format_rewards`` / ``extractions``: the task configs)) and the record's own ``task``/``level``.
 
     Returns:
         a pandas DataFrame.
@@ -487,8 +487,8 @@ def verl_rows(
                     "task": task,
                     "level": level,
                     "split": str(r.get("split", "")),
-                    "format_reward": float(format_rewards.get(task, 0.1)),
-                    "answer_extraction": str((extractions or {}).get(task, "boxed")),
+                    "format_reward": float(format_rewards[task]),
+                    "answer_extraction": str(extractions[task]),
                 },
                 "task": task,
                 "level": level,
@@ -518,8 +518,8 @@ def write_run_files(ws: Workspace, paths: VerlPaths) -> dict[str, Any]:
 
     paths.root.mkdir(parents=True, exist_ok=True)
     fmt = str(ws.cfg.model.prompt_format)
-    rewards = {str(c["name"]): float(c.get("format_reward", 0.1)) for c in task_components(ws.cfg.task)}
-    extractions = {str(c["name"]): str(c.get("answer_extraction", "boxed")) for c in task_components(ws.cfg.task)}
+    rewards = {str(c["name"]): float(c["format_reward"]) for c in task_components(ws.cfg.task)}
+    extractions = {str(c["name"]): str(c["answer_extraction"]) for c in task_components(ws.cfg.task)}
     verl_rows(ws.train_records, fmt, rewards, extractions).to_parquet(paths.train_file)
     verl_rows(val_records(ws), fmt, rewards, extractions).to_parquet(paths.val_file)
     spec = {

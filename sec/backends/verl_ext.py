@@ -29,7 +29,7 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from sec import rundir
 from sec.curriculum import CurriculumFeed, arms_of_records, build_curriculum, token_mean_abs
-from sec.tasks import puzzle_reward
+from sec.tasks.rewards import score_completion
 
 SPEC = "sec_spec.json"
 TRACKER = "latest_checkpointed_iteration.txt"
@@ -47,17 +47,26 @@ def compute_score(
         extra_info: the row's ``extra_info`` (``task``, ``format_reward``, ``answer_extraction``).
 
     Returns:
-        ``{"score": r, "acc": c}``: ``score`` is the training reward (1 correct,
-        ``format_reward`` boxed but wrong, else 0; SEC.md §2), ``acc`` the validation score
-        (1 / 0) that verl averages into ``val-core/<data_source>/acc/mean@k`` (pass@1).
+        ``{"score": r, "acc": c, "reward_timeout": t}``: ``score`` is the training reward (1
+        correct, ``format_reward`` boxed but wrong, else 0; SEC.md §2), ``acc`` the validation
+        score (1 / 0) that verl averages into ``val-core/<data_source>/acc/mean@k`` (pass@1),
+        ``reward_timeout`` 1 when the answer's check did not finish in time (scored 0; the bound
+        holds in verl's reward threads too: docs/rewards.md).
+
+    Raises:
+        KeyError: ``extra_info`` lacks ``format_reward`` or ``answer_extraction``.
     """
     info = dict(extra_info or {})
+    missing = [k for k in ("format_reward", "answer_extraction") if k not in info]
+    if missing:
+        raise KeyError(f"extra_info has no {missing}: the rows come from sec.backends.verl.verl_rows (the task config)")
     record = {"task": info.get("task") or str(data_source).split("/")[0], "answer": ground_truth}
-    how = str(info.get("answer_extraction") or "boxed")
-    fmt = float(info.get("format_reward", 0.1))
-    score = puzzle_reward(solution_str, record, train=True, format_reward=fmt, extraction=how)
-    acc = puzzle_reward(solution_str, record, train=False, extraction=how)
-    return {"score": float(score), "acc": float(acc)}
+    score = score_completion(solution_str, record, extraction=str(info["answer_extraction"]))
+    return {
+        "score": score.reward(train=True, format_reward=float(info["format_reward"])),
+        "acc": float(score.correct),
+        "reward_timeout": float(score.timed_out),
+    }
 
 
 def _spec_of(data_files: Any) -> dict[str, Any] | None:
