@@ -2,7 +2,7 @@
 validates against verl; our dataset (verl's data.custom_cls) is driven by verl's own data
 loader, reward manager and advantage functions; curriculum state round-trips through a
 checkpoint directory; verl's file log becomes metrics.jsonl. A training run itself needs CUDA
-(see the README). verl comes with `make install` (the `verl` extra); without it these tests fail
+(see docs/verl.md). verl comes with `make install` (the `verl` extra); without it these tests fail
 rather than skip."""
 
 from __future__ import annotations
@@ -89,8 +89,12 @@ def test_every_paper_experiment_composes_and_validates_against_verl(tmp_path, ta
     assert (c.trainer.n_gpus_per_node, r.tensor_model_parallel_size, r.gpu_memory_utilization) == gpus
     # plain TinyZero prompts pass through the chat template unchanged
     assert c.actor_rollout_ref.model.custom_chat_template == vb.PASSTHROUGH_TEMPLATE
+    # released SEC scripts (SEC.md silent): 64 problems per optimizer step, 4 steps per batch of 256
+    assert c.actor_rollout_ref.actor.ppo_mini_batch_size == 64 and c.actor_rollout_ref.actor.ppo_epochs == 1
+    assert c.actor_rollout_ref.model.override_config.attn_implementation == "sdpa"
     assert run.command[1:3] == ["-m", "verl.trainer.main_ppo"]
-    assert run.command[3:-1] == run.overrides
+    assert run.command[3:5] == [f"--config-path={vb.compose.CONFIG_DIR}", "--config-name=sec_ppo_trainer"]
+    assert run.command[5:-1] == run.overrides
 
 
 @pytest.mark.parametrize("curriculum", options("curriculum"))
