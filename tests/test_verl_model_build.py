@@ -106,6 +106,43 @@ def test_without_the_shim_verls_model_build_fails_on_trl_1_16(tiny_config):
     assert "cannot import name 'AutoModelForCausalLMWithValueHead' from 'trl'" in r.stderr
 
 
+@pytest.mark.parametrize("prompt_format", ["chat", "plain"])
+def test_verls_tokenizer_renders_the_prompts_the_trl_backend_renders(tmp_path, prompt_format):
+    """The tokenizer and chat template verl's HFModelConfig loads from the composed config (with
+    ``custom_chat_template`` for plain TinyZero prompts) turn a validation row's ``raw_prompt``
+    into the exact text that sec.evaluate.render_prompt (the TRL backend, evaluation) feeds."""
+    from hydra import compose, initialize_config_dir
+    from transformers import AutoTokenizer
+    from verl.trainer.ppo.utils import create_rl_dataset
+    from verl.utils.config import omega_conf_to_dataclass
+
+    from conftest import CONF
+    from sec.backends import verl as vb
+    from sec.evaluate import render_prompt
+    from sec.workspace import Workspace, check_config
+
+    overrides = ["backend=verl", "profile=tiny", "task=countdown", f"model.prompt_format={prompt_format}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    check_config(cfg)
+    ws = Workspace(cfg, tmp_path / "run")
+    ws.setup()
+    paths = vb.verl_paths(ws.run_dir)
+    vb.write_run_files(ws, paths)
+    config = vb.build(ws, resolve_model=True).config
+    tokenizer = omega_conf_to_dataclass(config.actor_rollout_ref.model).tokenizer
+    val = create_rl_dataset(config.data.val_files, config.data, tokenizer, None, is_train=False)
+    ours = AutoTokenizer.from_pretrained(str(config.actor_rollout_ref.model.path))
+    records = vb.val_records(ws)
+    for i in range(len(val)):
+        text = tokenizer.apply_chat_template(val[i]["raw_prompt"], add_generation_prompt=True, tokenize=False)
+        assert text == render_prompt(records[i], ours, prompt_format)
+    if prompt_format == "plain":
+        assert text == records[-1]["prompt"]
+    else:
+        assert text.endswith("<|im_start|>assistant\n") and records[-1]["question"] in text
+
+
 def test_ppo_critic_needs_flash_attn_in_one_line(tmp_path):
     """verl 0.9.1 loads PPO's critic with flash_attention_2 whatever the config says; without
     flash-attn the launcher refuses algorithm=ppo before starting verl."""
