@@ -58,3 +58,43 @@ def test_verl_merger_reports_what_the_trl_evaluation_reports(tmp_path):
     for a, b in zip(verl, trl, strict=True):
         assert a["pass@1"] == pytest.approx(b["pass@1"], abs=1e-12) and a["n_problems"] == b["n_problems"]
         assert (a["step"], a["kind"], a["task"], a["k_samples"]) == (10, "eval", "countdown", 4)
+
+
+def test_trl_evaluation_pools_its_per_problem_results(tmp_path):
+    """TRL's evaluate() on the tiny model: each record is the mean of its split's per-problem
+    pass@1 (as before the pooling moved into one function), ID / OOD over the pooled levels."""
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF
+    from sec.evaluate import evaluate
+    from sec.workspace import Workspace
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["profile=tiny", "task=countdown", "eval.k=3"])
+    ws = Workspace(cfg, tmp_path / "run")
+    ws.run_dir.mkdir(parents=True)
+    ws.setup()
+    model, tokenizer = ws.load_model()
+    per: dict[str, list[float]] = {}
+    records = evaluate(
+        model,
+        tokenizer,
+        ws.test_records,
+        score=lambda c, r: float(len(c) % 2),  # varied 0 / 1 scores from the sampled text
+        train_levels=[1, 2, 3],
+        ood_levels=[4],
+        prompt_format="chat",
+        k=3,
+        temperature=1.0,
+        max_new_tokens=4,
+        batch_size=16,
+        max_problems_per_level=2,
+        seed=0,
+        step=5,
+        per_problem=per,
+    )
+    assert [r["split"] for r in records] == ["level_1", "level_2", "level_3", "level_4", "id", "ood"]
+    for r in records:
+        assert r["pass@1"] == pytest.approx(float(np.mean(per[r["split"]])), abs=1e-12)
+        assert r["n_problems"] == len(per[r["split"]]) and (r["step"], r["k_samples"]) == (5, 3)
+    assert per["id"] == per["level_1"] + per["level_2"] + per["level_3"] and per["ood"] == per["level_4"]
