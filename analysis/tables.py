@@ -25,17 +25,12 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import result_config
+from sec.tasks.registry import task_labels
 
 PAPER_CSV = Path(__file__).with_name("paper_results.csv")
 
-TASK_LABELS = {
-    "countdown": "Countdown",
-    "zebra": "Zebra",
-    "arc": "ARC-1D",
-    "math": "Math",
-    "puzzles": "Puzzles",
-    "arith": "Arith",
-}
+#: each task config's display label (``label`` in conf/task/<name>.yaml)
+TASK_LABELS = task_labels()
 SPLIT_LABELS = {"id": "ID", "ood": "OOD", "math500": "MATH500", "amc": "AMC22-23", "aime24": "AIME24"}
 MODEL_LABELS = {"qwen2.5_3b": "3B", "qwen2.5_7b": "7B", "smollm2_135m": "SmolLM2-135M", "tiny": "tiny"}
 CURRICULUM_LABELS = {

@@ -231,12 +231,15 @@ class Workspace:
         if not self.train_records:
             raise ConfigError(f"task {self.cfg.task.name}: no training problems for levels {sorted(train_levels)}")
         fields = list(self.cfg.curriculum.arm_fields)
-        self.policy = build_curriculum(
-            OmegaConf.to_container(self.cfg.curriculum, resolve=True),  # type: ignore[arg-type]
-            arms_of_records(self.train_records, fields),
-            total_steps=int(self.cfg.train.steps),
-            seed=int(self.cfg.seed),
-        )
+        try:
+            self.policy = build_curriculum(
+                OmegaConf.to_container(self.cfg.curriculum, resolve=True),  # type: ignore[arg-type]
+                arms_of_records(self.train_records, fields),
+                total_steps=int(self.cfg.train.steps),
+                seed=int(self.cfg.seed),
+            )
+        except ValueError as exc:  # a curriculum that cannot apply to this task: one line
+            raise ConfigError(str(exc)) from None
         log.info(
             "task %s: %d train / %d test problems; curriculum %s over arms %s",
             self.cfg.task.name,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sec.tasks import extract_last_boxed, is_correct, puzzle_reward
-from sec.tasks.rewards import countdown_correct
+from sec.tasks.countdown import countdown_correct
 
 COUNTDOWN = {
     "task": "countdown",

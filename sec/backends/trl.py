@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sec import rundir
-from sec.backends.feed import CurriculumFeed, token_mean_abs
+from sec.curriculum import CurriculumFeed, token_mean_abs
 from sec.evaluate import model_prompt
 from sec.preempt import PreemptionGuard
 

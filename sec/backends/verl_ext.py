@@ -6,7 +6,7 @@ config: ``data.custom_cls`` and ``reward.custom_reward_function``, as ``pkg://``
   the data loader asks for the step's first slot. verl's legacy ``RayPPOTrainer.fit`` calls
   ``on_batch_end(batch)`` after every step but the last, with the step's ``advantages`` and
   ``response_mask``; the dataset feeds their token-mean |A| to the curriculum (the same
-  :class:`sec.backends.feed.CurriculumFeed` the TRL backend uses) before the next draw,
+  :class:`sec.curriculum.feed.CurriculumFeed` the TRL backend uses) before the next draw,
   writes the step's curriculum metrics and, when verl checkpointed this step, the curriculum
   state into the checkpoint directory. The validation set uses the same class and behaves as
   a plain ``RLHFDataset``.
@@ -35,9 +35,8 @@ import numpy as np
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from sec import rundir
-from sec.backends.feed import CurriculumFeed, token_mean_abs
 from sec.backends.verl.paths import SPEC, TRACKER
-from sec.curriculum import arms_of_records, build_curriculum
+from sec.curriculum import CurriculumFeed, arms_of_records, build_curriculum, token_mean_abs
 from sec.tasks import puzzle_reward
 
 #: a capacity-block expiration time (seconds since the epoch) that verl's ESI hook reads from the

@@ -1,0 +1,39 @@
+"""Arithmetic (reasoning-gym ``basic_arithmetic``): the CPU benchmark task, not in the paper.
+
+A task the embedded SmolLM2-135M partly solves, so that curricula differ measurably on a CPU
+(``conf/task/arith.yaml``: levels grow the operators, digits and terms). Checker: reasoning-gym's
+``score_answer`` (exact string equality with the integer reference, e.g. ``-4``) on the stripped
+answer must be 1.0. Time: linear in the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sec.tasks.puzzle import PuzzleTask
+from sec.tasks.registry import register
+
+__all__ = ["ARITH_INSTRUCTION", "ArithTask"]
+
+#: Appended to reasoning-gym's basic_arithmetic question.
+ARITH_INSTRUCTION = "Give only the final answer inside \\boxed{}."
+
+
+class ArithTask(PuzzleTask):
+    """Arith: reasoning-gym ``basic_arithmetic`` items (``Calculate 4 - 1.``) + :data:`ARITH_INSTRUCTION`."""
+
+    name = "arith"
+    generator = "basic_arithmetic"
+    prompt_texts = (ARITH_INSTRUCTION,)
+
+    def question(self, item: Mapping[str, Any]) -> str:
+        """reasoning-gym's question, then :data:`ARITH_INSTRUCTION`."""
+        return f"{str(item['question']).rstrip()} {ARITH_INSTRUCTION}"
+
+    def is_correct(self, answer_text: str, answer: Mapping[str, Any]) -> bool:
+        """reasoning-gym's score of the stripped answer is 1.0."""
+        return self.rg_score(answer_text.strip(), answer) == 1.0
+
+
+register(ArithTask())
