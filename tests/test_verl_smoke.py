@@ -31,7 +31,8 @@ def test_smoke_profile_composes_and_passes_verls_validation(tmp_path):
         smoke.RESUME_STEP,
         smoke.EVAL_EVERY,
     )
-    assert c.data.train_batch_size == 8 and c.actor_rollout_ref.rollout.n == 4
+    assert c.data.train_batch_size == 8 and c.actor_rollout_ref.rollout.n == 8
+    assert cfg.task.name == "arith" and c.data.max_response_length == 32
     assert c.actor_rollout_ref.actor.ppo_mini_batch_size == 8  # capped at the batch
     assert cfg.curriculum.name == "sec" and c.data.custom_cls.name == "SECDataset"
 
