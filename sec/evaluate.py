@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -104,7 +104,39 @@ def eval_group(record: Mapping[str, Any]) -> str:
 
 
 def _group_order(group: str) -> tuple[int, int | str]:
+    """Levels first, numerically, then named eval sets."""
     return (0, int(group[6:])) if group.startswith("level_") and group[6:].isdigit() else (1, group)
+
+
+def pool_pass_at_1(
+    groups: Mapping[str, tuple[float, int]], id_groups: Collection[str], ood_groups: Collection[str]
+) -> list[dict[str, Any]]:
+    """pass@1 per group (a test level ``level_<k>`` or a named eval set) and pooled into ID / OOD,
+    weighting every problem equally (SEC.md §3: ID = the test problems of the training levels,
+    OOD = those of the held-out levels; Math: ``task.id_sets`` / ``task.ood_sets``). Both backends
+    report through it: TRL's :func:`evaluate` and verl's ``MetricsMerger``.
+
+    Args:
+        groups: group -> ``(total, n)``: the sum over the group's ``n`` problems of each problem's
+            pass@1 (its mean correctness over k samples), and ``n`` > 0.
+        id_groups, ood_groups: the groups pooled into ``id`` / ``ood``; groups absent from
+            ``groups`` are ignored.
+
+    Returns:
+        ``{"split", "pass@1", "n_problems"}`` per group (levels first, numerically, then named
+        sets), then ``id`` and ``ood`` when any of their groups is present; pass@1 in [0, 1] is
+        the pool's total over its problem count (groups summed in name order).
+    """
+    out = [
+        {"split": g, "pass@1": groups[g][0] / groups[g][1], "n_problems": groups[g][1]}
+        for g in sorted(groups, key=_group_order)
+    ]
+    for split, members in (("id", id_groups), ("ood", ood_groups)):
+        pooled = sorted(g for g in groups if g in set(members))
+        n = sum(groups[g][1] for g in pooled)
+        if pooled and n:
+            out.append({"split": split, "pass@1": sum(groups[g][0] for g in pooled) / n, "n_problems": n})
+    return out
 
 
 def evaluate(
@@ -170,28 +202,18 @@ def evaluate(
     solved = np.array([np.mean([score(c, r) for c in cs]) for (_, r), cs in zip(flat, completions, strict=True)])
     groups = np.array([g for g, _ in flat])
     task = str(flat[0][1]["task"])
-    records = []
-
-    def add(split: str, mask: np.ndarray) -> None:
-        if mask.any():
-            records.append(
-                {
-                    "step": step,
-                    "kind": "eval",
-                    "task": task,
-                    "split": split,
-                    "pass@1": float(solved[mask].mean()),
-                    "n_problems": int(mask.sum()),
-                    "k_samples": k,
-                }
-            )
-            if per_problem is not None:
-                per_problem[split] = solved[mask].tolist()
-
-    for g in sorted(chosen, key=_group_order):
-        add(g, groups == g)
-    add("id", np.isin(groups, [*id_sets, *(f"level_{lv}" for lv in train_levels)]))
-    add("ood", np.isin(groups, [*ood_sets, *(f"level_{lv}" for lv in ood_levels)]))
+    id_groups = [*id_sets, *(f"level_{lv}" for lv in train_levels)]
+    ood_groups = [*ood_sets, *(f"level_{lv}" for lv in ood_levels)]
+    totals = {g: (float(solved[groups == g].sum()), int((groups == g).sum())) for g in chosen if (groups == g).any()}
+    records = [
+        {"step": step, "kind": "eval", "task": task, **pooled, "k_samples": k}
+        for pooled in pool_pass_at_1(totals, id_groups, ood_groups)
+    ]
+    if per_problem is not None:
+        members = {"id": id_groups, "ood": ood_groups}
+        for r in records:
+            mask = np.isin(groups, members.get(r["split"], [r["split"]]))
+            per_problem[r["split"]] = solved[mask].tolist()
     log.info(
         "eval step %d (%s): %s in %.1fs",
         step,

@@ -14,12 +14,19 @@ config: ``data.custom_cls`` and ``reward.custom_reward_function``, as ``pkg://``
   the row's ``extra_info``.
 
 Settings come from ``sec_spec.json`` beside the training parquet (written by
-:mod:`sec.backends.verl`), so no key outside verl's own config is needed.
+:mod:`sec.backends.verl.data`), so no key outside verl's own config is needed.
+
+Preemption: when the launcher has written ``save_request`` (SLURM's preemption signal,
+sec/backends/verl/launch.py), :meth:`SECDataset.on_batch_end` arms verl's public ESI hook in the
+trainer's process (:data:`ESI_EXPIRATION`, read by ``should_save_ckpt_esi`` at every step's save
+point of ``RayPPOTrainer.fit``), so verl saves the next step's checkpoint.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,11 +35,14 @@ import numpy as np
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from sec import rundir
+from sec.backends.verl.paths import SPEC, TRACKER
 from sec.curriculum import CurriculumFeed, arms_of_records, build_curriculum, token_mean_abs
 from sec.tasks.rewards import score_completion
 
-SPEC = "sec_spec.json"
-TRACKER = "latest_checkpointed_iteration.txt"
+#: a capacity-block expiration time (seconds since the epoch) that verl's ESI hook reads from the
+#: environment (``verl/utils/checkpoint/checkpoint_manager.py: should_save_ckpt_esi``, SageMaker's
+#: variable): once it is due, verl saves at the next step's save point (``trainer.save_freq > 0``)
+ESI_EXPIRATION = "SAGEMAKER_CURRENT_CAPACITY_BLOCK_EXPIRATION_TIMESTAMP"
 
 
 def compute_score(
@@ -118,6 +128,7 @@ class SECDataset(RLHFDataset):
         self.total_steps = int(spec["total_steps"])
         self.checkpoint_dir = Path(spec["checkpoint_dir"])
         self.log_path = Path(spec["curriculum_log"])
+        self.save_request = Path(spec["save_request"]) if spec.get("save_request") else None
         self.step = 0  # the step whose problems were drawn last
         self.pending: int | None = None  # a drawn step still waiting for its feedback
         self.drawn = np.zeros(0, dtype=np.int64)
@@ -198,8 +209,20 @@ class SECDataset(RLHFDataset):
         self._log(record)
         self.pending = None
         ckpt = self.checkpoint_dir / f"global_step_{step}"
-        if ckpt.is_dir():  # verl checkpointed this step just before calling us
+        saved = ckpt.is_dir()
+        if saved:  # verl checkpointed this step just before calling us
             rundir.save_curriculum_state(ckpt, self.policy)
+        self._request_save(saved)
+
+    def _request_save(self, saved: bool) -> None:
+        """After a preemption request: arm verl's ESI hook until a checkpoint is saved (the
+        launcher then stops verl), disarm it afterwards."""
+        if self.save_request is None or not self.save_request.exists():
+            return
+        if saved:
+            os.environ.pop(ESI_EXPIRATION, None)
+        else:
+            os.environ[ESI_EXPIRATION] = str(int(time.time()))
 
     def _log(self, record: Mapping[str, Any]) -> None:
         with self.log_path.open("a") as f:
