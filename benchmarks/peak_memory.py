@@ -87,6 +87,12 @@ class Job:
     def add(self, phase: str, peak: int) -> None:
         self.peaks[phase] = max(self.peaks.get(phase, 0), peak)
 
+    def summary(self) -> str:
+        """One line: the job, its start RSS, phase peaks and steps' peaks (GB), seconds."""
+        peaks = " ".join(f"{p} {v / GB:.2f}" for p, v in self.peaks.items())
+        steps = " ".join(f"{s / GB:.2f}" for s in self.steps)
+        return f"{self.name}: start {self.start_rss / GB:.2f}; {peaks}; steps {steps}; {self.seconds:.0f} s"
+
 
 class Meter:
     """Peak RSS of a process tree since the last :meth:`take` (kernel high-water mark of the
@@ -165,7 +171,7 @@ def measure(cmd: list[str], workdir: Path, log_path: Path | None, echo: bool) ->
     meter = Meter(proc.pid)
     jobs: list[Job] = []
     phase, tail = "setup", []
-    log = log_path.open("w") if log_path else None
+    log = log_path.open("w", buffering=1) if log_path else None
     assert proc.stdout is not None
     for line in proc.stdout:
         if log:
@@ -179,6 +185,7 @@ def measure(cmd: list[str], workdir: Path, log_path: Path | None, echo: bool) ->
     if jobs:
         jobs[-1].add(phase, meter.take())
         jobs[-1].seconds = time.perf_counter() - jobs[-1].t0
+        print(f"#   job done: {jobs[-1].summary()}", flush=True)
     meter.close()
     if log:
         log.close()
@@ -200,6 +207,7 @@ def _on_line(line: str, phase: str, jobs: list[Job], meter: Meter) -> str:
             if jobs:
                 jobs[-1].add(phase, peak)
                 jobs[-1].seconds = time.perf_counter() - jobs[-1].t0
+                print(f"#   job done: {jobs[-1].summary()}", flush=True)  # a long sweep shows its rows as it goes
             name = m.group(2) if nxt == "job" else "(single run)"
             jobs.append(Job(name=name, start_rss=meter.rss(), t0=time.perf_counter()))
             return "setup" if nxt == "job" else nxt
