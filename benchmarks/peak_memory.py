@@ -10,8 +10,8 @@ mark ``VmHWM`` of ``/proc/<pid>/status``, which is then reset by writing ``5`` t
 short spike between samples is missed. Where that file cannot be written (not Linux), a
 sampler thread (psutil, every 50 ms) gives the peak instead. Child processes (data
 generation workers, joblib workers) are sampled and added. The last row, ``whole command``,
-is the kernel's maximum RSS of the process (``getrusage(RUSAGE_CHILDREN).ru_maxrss``, what
-``/usr/bin/time -v`` reports).
+is the largest of all peaks (what ``/usr/bin/time -v`` reports as maximum resident set size;
+where the mark cannot be reset, the kernel's ``ru_maxrss`` of the process).
 
 Jobs are told apart by Hydra's launch line, which the basic (default) launcher prints just
 before it runs each job in the same process; a launcher running jobs in parallel
@@ -102,6 +102,7 @@ class Meter:
         self.proc = psutil.Process(pid)
         self.pid = pid
         self.sampled = 0
+        self.overall = 0
         self.lock = threading.Lock()
         self.kernel_hwm = self._reset_hwm()
         self.stop = threading.Event()
@@ -150,6 +151,7 @@ class Meter:
                 self._reset_hwm()
             except (OSError, psutil.Error):
                 pass
+        self.overall = max(self.overall, peak)
         return peak
 
     def close(self) -> None:
@@ -159,7 +161,7 @@ class Meter:
 
 def measure(cmd: list[str], workdir: Path, log_path: Path | None, echo: bool) -> tuple[list[Job], int, float]:
     """Run ``cmd`` in ``workdir`` (its run dirs go there); returns its jobs, the whole command's
-    max RSS (bytes) and wall seconds.
+    peak RSS (bytes) and wall seconds.
 
     Raises:
         RuntimeError: the command exited with a non-zero status (the log's tail is in the message).
@@ -180,10 +182,11 @@ def measure(cmd: list[str], workdir: Path, log_path: Path | None, echo: bool) ->
             sys.stdout.write(line)
         tail = [*tail[-40:], line]
         phase = _on_line(line.rstrip("\n"), phase, jobs, meter)
+    last = meter.take()  # before reaping the process: its /proc entry goes with it
     _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage, not all children's so far
     proc.returncode = os.waitstatus_to_exitcode(status)
     if jobs:
-        jobs[-1].add(phase, meter.take())
+        jobs[-1].add(phase, last)
         jobs[-1].seconds = time.perf_counter() - jobs[-1].t0
         print(f"#   job done: {jobs[-1].summary()}", flush=True)
     meter.close()
@@ -191,8 +194,8 @@ def measure(cmd: list[str], workdir: Path, log_path: Path | None, echo: bool) ->
         log.close()
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{''.join(tail)}")
-    # ru_maxrss: KiB on Linux, bytes on macOS
-    whole = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    # resetting the high-water mark resets ru_maxrss too: then the largest phase peak is the answer
+    whole = meter.overall if meter.kernel_hwm else usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     return jobs, whole, time.perf_counter() - t0
 
 
@@ -224,15 +227,18 @@ def table(rows: list[tuple[str, list[Job], int, float]], phases: bool) -> str:
     head = f"{'command':<12} {'job':<58} " + " ".join(f"{c:>6}" for c in cols)
     out = [head, "-" * len(head)]
     for label, jobs, whole, seconds in rows:
+        # name a job by the overrides that tell it from the other jobs of its command
+        common = set.intersection(*(set(j.name.split()) for j in jobs)) if len(jobs) > 1 else set()
         for j in jobs:
+            name = " ".join(o for o in j.name.split() if o not in common) or j.name
             peak = max(j.peaks.values(), default=0)
             cells = [f"{j.peaks[p] / GB:6.2f}" if p in j.peaks else f"{'-':>6}" for p in cols[1:5]]
             row = f"{j.start_rss / GB:6.2f} {' '.join(cells)} {peak / GB:6.2f} {j.seconds:6.0f}"
-            out.append(f"{label:<12} {j.name[:58]:<58} {row}")
+            out.append(f"{label:<12} {name[:58]:<58} {row}")
             if phases and j.steps:
                 out.append(f"{'':<12} {'  train steps: ' + ' '.join(f'{s / GB:.2f}' for s in j.steps):<58}")
         whole_row = f"{'':>34} {whole / GB:6.2f} {seconds:6.0f}"
-        out.append(f"{label:<12} {'whole command (max RSS, as /usr/bin/time -v)':<58} {whole_row}")
+        out.append(f"{label:<12} {'whole command (peak RSS)':<58} {whole_row}")
     return "\n".join(out)
 
 

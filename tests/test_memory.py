@@ -165,3 +165,30 @@ def test_evaluation_generate_calls_hold_at_most_the_token_budget(tmp_path):
     assert len(calls) > 1 and max(calls) <= budget, calls
     assert {r["split"]: r["n_problems"] for r in records}["id"] == 6
     assert all(r["k_samples"] == k for r in records)
+
+
+@pytest.mark.slow
+def test_peak_memory_benchmark_reads_the_phases_of_a_real_sweep(tmp_path):
+    """benchmarks/peak_memory.py runs a real sweep as a subprocess and finds each job and the
+    load / train / eval / finish phases in its log lines."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "peak_memory.py"), "--workdir", str(tmp_path), "--phases", "--"]
+        + ["-m", "profile=tiny", "task=countdown", "curriculum=sec,random", "train.steps=2", "train.save_every=0"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1200,
+    ).stdout
+    rows = [line.split() for line in out.splitlines() if line.startswith("command ")]
+    jobs = [r for r in rows if r[1].startswith("curriculum=")]
+    assert [r[1] for r in jobs] == ["curriculum=sec", "curriculum=random"], out
+    for r in jobs:
+        start, load, train, evaluation, finish, peak = (float(x) for x in r[2:8])
+        assert 0 < load and 0 < train and 0 < evaluation and 0 < finish, out
+        assert peak >= max(load, train, evaluation, finish) and peak < 8, out
+    assert out.count("train steps:") == 2, out
