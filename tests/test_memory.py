@@ -176,9 +176,10 @@ def test_peak_memory_benchmark_reads_the_phases_of_a_real_sweep(tmp_path):
 
     from conftest import ROOT
 
+    script = [sys.executable, str(ROOT / "benchmarks" / "peak_memory.py"), "--workdir", str(tmp_path), "--phases"]
+    sweep = ["-m", "profile=tiny", "task=countdown", "curriculum=sec,random", "train.steps=2", "train.save_every=0"]
     out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "peak_memory.py"), "--workdir", str(tmp_path), "--phases", "--"]
-        + ["-m", "profile=tiny", "task=countdown", "curriculum=sec,random", "train.steps=2", "train.save_every=0"],
+        [*script, "--", *sweep],
         capture_output=True,
         text=True,
         check=True,
@@ -189,6 +190,6 @@ def test_peak_memory_benchmark_reads_the_phases_of_a_real_sweep(tmp_path):
     assert [r[1] for r in jobs] == ["curriculum=sec", "curriculum=random"], out
     for r in jobs:
         start, load, train, evaluation, finish, peak = (float(x) for x in r[2:8])
-        assert 0 < load and 0 < train and 0 < evaluation and 0 < finish, out
+        assert load > 0 and train > 0 and evaluation > 0 and finish > 0, out
         assert peak >= max(load, train, evaluation, finish) and peak < 8, out
     assert out.count("train steps:") == 2, out
