@@ -189,7 +189,7 @@ def test_peak_memory_benchmark_reads_the_phases_of_a_real_sweep(tmp_path):
     jobs = [r for r in rows if r[1].startswith("curriculum=")]
     assert [r[1] for r in jobs] == ["curriculum=sec", "curriculum=random"], out
     for r in jobs:
-        start, load, train, evaluation, finish, peak = (float(x) for x in r[2:8])
+        _start, load, train, evaluation, finish, peak = (float(x) for x in r[2:8])
         assert load > 0 and train > 0 and evaluation > 0 and finish > 0, out
         assert peak >= max(load, train, evaluation, finish) and peak < 8, out
     assert out.count("train steps:") == 2, out
