@@ -314,10 +314,10 @@ def train(ws: Workspace) -> None:
 
     The trainer, its model and optimizer state form reference cycles (trainer, callbacks,
     accelerator) that outlive this call until Python's cyclic garbage collector happens to
-    run. Hydra's basic launcher runs a sweep's jobs one after another in this process, so
-    each job would start with the earlier jobs' models and optimizer states (SmolLM2-135M in
-    fp32: 0.54 GB of weights and 1.08 GB of Adam moments each) still resident: they are
-    collected here when the job ends (docs/memory.md).
+    run, at no fixed point. Hydra's basic launcher runs a sweep's jobs one after another in
+    this process, so the next job could train with the earlier jobs' models and optimizer
+    states (SmolLM2-135M in fp32: 0.54 GB of weights and 1.08 GB of Adam moments each) still
+    resident: they are collected here when the job ends (docs/memory.md).
 
     Raises:
         ValueError: for an algorithm this backend does not offer (``ppo`` needs a critic:
