@@ -327,6 +327,7 @@ class Workspace:
             max_new_tokens=int(e.max_new_tokens),
             batch_size=int(e.batch_size),
             max_problems_per_level=e.max_problems_per_level,
+            max_batch_tokens=e.get("max_batch_tokens"),
             seed=int(self.cfg.seed) * 100_003 + step,
             step=step,
             id_sets=list(self.cfg.task.get("id_sets") or []),
