@@ -332,7 +332,13 @@ class Workspace:
 
     def eval_score(self, completion: str, record: Mapping[str, Any]) -> float:
         """Validation score: 1 correct, else 0."""
-        return puzzle_reward(completion, record, train=False, extraction=self.answer_extraction)
+        return puzzle_reward(
+            completion,
+            record,
+            train=False,
+            format_reward=float(self.cfg.task.format_reward),
+            extraction=self.answer_extraction,
+        )
 
     def evaluate(self, model: Any, step: int) -> list[dict[str, Any]]:
         """pass@1 on the test split (per task: per level, ID, OOD) written to metrics.jsonl."""
@@ -357,6 +363,7 @@ class Workspace:
             max_new_tokens=int(e.max_new_tokens),
             batch_size=int(e.batch_size),
             max_problems_per_level=e.max_problems_per_level,
+            max_batch_tokens=e.get("max_batch_tokens"),
             seed=int(self.cfg.seed) * 100_003 + step,
             step=step,
             id_sets=list(self.cfg.task.get("id_sets") or []),

@@ -27,8 +27,8 @@ def test_groups_offer_what_the_readme_says():
     assert {"smollm2_135m", "qwen2.5_3b", "qwen2.5_7b", "tiny"} <= set(options("model"))
     assert options("algorithm") == ["grpo", "ppo", "rloo"]
     assert options("curriculum") == [
-        "ordered", "random", "reverse", "sec", "sec_2d", "sec_egreedy", "sec_progress", "sec_success", "sec_thompson",
-        "sec_ucb",
+        "adarft", "dump", "e2h", "e2h_cosine", "learnability", "mopps", "ordered", "random", "reverse", "sec",
+        "sec_2d", "sec_egreedy", "sec_greso", "sec_progress", "sec_success", "sec_thompson", "sec_ucb",
     ]  # fmt: skip
     assert options("backend") == ["trl", "verl"]
     assert options("logger") == ["none", "wandb"]

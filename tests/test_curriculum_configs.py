@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-from sec.curriculum import ArmStats, CurriculumPolicy, arm_name, build_curriculum
+from sec.curriculum import ArmStats, CurriculumPolicy, arm_name, arms_of_records, build_curriculum
 
 ARMS = [(1,)] * 2 + [(2,)] * 3 + [(3,)] * 5
 NAMES = curriculum_names()
@@ -107,3 +107,39 @@ def test_update_returns_arm_tuples_and_snapshot_follows_the_values():
     assert snap[(1,)] == ArmStats(pytest.approx(0.2), pytest.approx(b.probs()[(1,)]), 0)
     assert snap[(3,)].q == 0.0 and b.arm_position((3,)) == 2
     assert build("random", ARMS).snapshot()[(2,)] == ArmStats(None, pytest.approx(0.3), 0)
+
+
+@pytest.mark.parametrize("task", sorted(p.stem for p in (CONF / "task").glob("*.yaml")))
+def test_every_curriculum_builds_for_every_task_or_is_refused_in_one_line(task):
+    """Each task's training arms (its components x train levels, as the records give them) with
+    every curriculum: it builds, or the run is refused with one line before any rollout."""
+    from sec.workspace import ConfigError, check_config, task_components
+
+    refused = {}
+    for name in NAMES:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"task={task}", f"curriculum={name}"])
+        records = [
+            {"task": comp["name"], "level": int(lv)}
+            for comp in task_components(cfg.task)
+            for lv in comp["train_levels"]
+            for _ in range(3)
+        ]
+        try:
+            check_config(cfg)
+            arms = arms_of_records(records, list(cfg.curriculum.arm_fields))
+            policy = build_curriculum(cfg.curriculum, arms, total_steps=4, seed=0)
+        except (ConfigError, ValueError) as e:
+            assert "\n" not in str(e)
+            refused[name] = str(e)
+            continue
+        idx = policy.sample(5)
+        policy.update(np.repeat(idx, 2), np.full(10, 0.5), np.tile([1.0, 0.0], 5))
+    assert set(refused) == (set() if task == "puzzles" else {"sec_2d"}), refused
+
+
+@pytest.mark.parametrize("name", ["e2h", "e2h_cosine", "adarft"])
+def test_difficulty_schedules_refuse_arms_without_a_numeric_level_in_one_line(name):
+    arms = [("countdown",), ("zebra",)] * 3
+    with pytest.raises(ValueError, match=rf"^curriculum={name} orders arms by the numeric arm field 'level'"):
+        build(name, arms, "curriculum.arm_fields=[task]")

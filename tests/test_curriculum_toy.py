@@ -77,3 +77,22 @@ def test_a_toy_curriculum_from_its_own_module_and_yaml_runs_a_tiny_job(tmp_path)
     assert json.loads((run_dir / "done.json").read_text())
     state = json.loads(next((run_dir / "checkpoints").glob("*/curriculum.json")).read_text())
     assert state["name"] == "toy"
+
+
+def test_a_curriculum_that_cannot_apply_refuses_the_run_in_one_line(tmp_path):
+    # arms by task only (valid for the puzzle mix), but E2H schedules over numeric levels
+    args = ["curriculum=e2h", "curriculum.arm_fields=[task]", "profile=tiny", "task=puzzles"]
+    r = subprocess.run(
+        [sys.executable, "-m", "sec.launch", *args, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 1
+    # the last line (data generation may print progress before the curriculum is built)
+    assert r.stderr.strip().splitlines()[-1] == (
+        "sec.launch: invalid config: curriculum=e2h orders arms by the numeric arm field 'level', "
+        "which arm_fields ['task'] do not provide"
+    )

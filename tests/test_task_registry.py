@@ -155,8 +155,8 @@ def test_a_toy_task_builds_caches_and_scores_through_the_registry(toy):
     row = df[df["level"] == 4].iloc[0].to_dict()
     gold = json.loads(row["answer"])["answer"]
     assert len(gold) == 4 and row["question"] == f"Repeat the number {gold} and put it inside \\boxed{{}}."
-    assert puzzle_reward(f"\\boxed{{{gold}}}", row, train=False) == 1.0
-    assert puzzle_reward("\\boxed{0}", row, train=True, format_reward=0.1) == pytest.approx(0.1)
+    assert puzzle_reward(f"\\boxed{{{gold}}}", row, train=False, format_reward=0.1, extraction="boxed") == 1.0
+    assert puzzle_reward("\\boxed{0}", row, train=True, format_reward=0.1, extraction="boxed") == pytest.approx(0.1)
     assert (toy / "cache" / "echo" / f"{cache_key(comp)}.parquet").exists()
     assert task_labels(toy / "conf" / "task") == {"echo": "Echo"}
 

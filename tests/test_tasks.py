@@ -169,8 +169,10 @@ def test_reference_answers_are_correct(frames: dict[str, pd.DataFrame]) -> None:
             answer = json.loads(row["answer"])
             assert is_correct(row["task"], answer["answer"], answer), row["id"]
             completion = f"reasoning ... \\boxed{{{answer['answer']}}}"
-            assert puzzle_reward(completion, row, train=False) == 1.0
-            assert puzzle_reward(completion + " \\boxed{0}", row, train=True) == pytest.approx(0.1)
+            assert puzzle_reward(completion, row, train=False, format_reward=0.1, extraction="boxed") == 1.0
+            assert puzzle_reward(
+                completion + " \\boxed{0}", row, train=True, format_reward=0.1, extraction="boxed"
+            ) == pytest.approx(0.1)
 
 
 # ------------------------------------------------------------------------------- determinism / splits

@@ -1,4 +1,5 @@
-"""Curriculum policies: the SEC bandit and its parts, the peers' curricula and the baselines.
+"""Curriculum policies: the SEC bandit and its parts, the peers' curricula (DUMP, MoPPS, GRESO,
+E2H, AdaRFT, learnability) and the baselines.
 
 Engine-free: nothing here imports torch, TRL or verl. Every policy takes the arm of each
 training problem and answers ``sample(n)`` / ``update(problem_of_rows, abs_adv_of_rows,
@@ -18,11 +19,16 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from sec.curriculum.adarft import AdaRFT
 from sec.curriculum.bandit import ArmBandit, SECBandit
 from sec.curriculum.base import Arm, ArmStats, Batch, CurriculumPolicy, arm_name, mean_per_arm
 from sec.curriculum.baselines import OrderedCurriculum, RandomCurriculum
+from sec.curriculum.dump import DUMP
 from sec.curriculum.feed import CurriculumFeed, token_mean_abs
+from sec.curriculum.greso import GRESO
+from sec.curriculum.mopps import MoPPS
 from sec.curriculum.objectives import MeanAbsAdvantage, Objective, Progress, SuccessRate, SuccessShare
+from sec.curriculum.schedules import E2H, Cosine, Gaussian, Schedule
 from sec.curriculum.selection import UCB, Boltzmann, EpsilonGreedy, Learnability, Selection, Thompson, boltzmann
 from sec.curriculum.within import ShuffledQueue, Uniform, Within
 
@@ -36,26 +42,35 @@ RENAMED_KEYS = {
     "success_threshold": "objective.threshold",
 }
 #: parts that were strings and are config groups now (``curriculum/<part>=<option>``)
-PARTS = ("selection", "objective", "within")
+PARTS = ("selection", "objective", "within", "schedule")
 
 __all__ = [
+    "DUMP",
+    "E2H",
+    "GRESO",
+    "PARTS",
     "RENAMED_KEYS",
     "UCB",
+    "AdaRFT",
     "Arm",
     "ArmBandit",
     "ArmStats",
     "Batch",
     "Boltzmann",
+    "Cosine",
     "CurriculumFeed",
     "CurriculumPolicy",
     "EpsilonGreedy",
+    "Gaussian",
     "Learnability",
     "MeanAbsAdvantage",
+    "MoPPS",
     "Objective",
     "OrderedCurriculum",
     "Progress",
     "RandomCurriculum",
     "SECBandit",
+    "Schedule",
     "Selection",
     "ShuffledQueue",
     "SuccessRate",

@@ -227,6 +227,26 @@ class CurriculumPolicy(ABC):
         except (TypeError, ValueError):
             return None
 
+    def stages(self, field: str) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Arms grouped by the numeric arm field ``field`` (a difficulty), easiest first.
+
+        Returns:
+            (the distinct values ascending, float64 (S,); the arm indices of each, list of S
+            int64 arrays).
+
+        Raises:
+            ValueError: one line, when ``field`` is no numeric arm field (e.g. ``arm_fields:
+                [task]``): schedules over difficulty cannot apply.
+        """
+        value_of_arm = self.numeric_field(field)
+        if value_of_arm is None:
+            raise ValueError(
+                f"curriculum={self.name} orders arms by the numeric arm field {field!r}, "
+                f"which arm_fields {list(self.arm_fields)} do not provide"
+            )
+        values = np.unique(value_of_arm)
+        return values, [np.flatnonzero(value_of_arm == v) for v in values]
+
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state: RNG, counts, step and the policy's own values."""
         return {
@@ -296,18 +316,18 @@ class CurriculumPolicy(ABC):
         rows = np.asarray(problem_of_rows, dtype=np.int64).reshape(-1)
         vals = np.asarray(abs_adv_of_rows, dtype=np.float64).reshape(-1)
         if rows.shape != vals.shape:
-            raise ValueError(f"curriculum.update: {rows.size} problem indices but {vals.size} advantages")
+            raise ValueError(f"curriculum update(): {rows.size} problem indices but {vals.size} advantages")
         if rows.size and (rows.min() < 0 or rows.max() >= self.arm_index.size):
-            raise ValueError(f"curriculum.update: problem index out of range [0, {self.arm_index.size})")
+            raise ValueError(f"curriculum update(): problem index out of range [0, {self.arm_index.size})")
         if not np.all(np.isfinite(vals)):
-            raise ValueError("curriculum.update: advantages contain NaN or inf")
+            raise ValueError("curriculum update(): advantages contain NaN or inf")
         rewards = None
         if reward_of_rows is not None:
             rewards = np.asarray(reward_of_rows, dtype=np.float64).reshape(-1)
             if rewards.shape != rows.shape:
-                raise ValueError(f"curriculum.update: {rows.size} problem indices but {rewards.size} rewards")
+                raise ValueError(f"curriculum update(): {rows.size} problem indices but {rewards.size} rewards")
             if not np.all(np.isfinite(rewards)):
-                raise ValueError("curriculum.update: rewards contain NaN or inf")
+                raise ValueError("curriculum update(): rewards contain NaN or inf")
         return Batch(rows, self.arm_index[rows], vals, rewards)
 
 

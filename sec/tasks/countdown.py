@@ -74,15 +74,16 @@ def _evaluate(node: ast.AST) -> Fraction:
 def countdown_correct(expression: str, numbers: list[int], target: int) -> bool:
     """Whether ``expression`` solves a Countdown puzzle (SEC.md §2).
 
-    Correct iff ``expression`` contains only ASCII digits, ``+ - * /``, parentheses and whitespace,
-    parses to integer literals combined by binary ``+ - * /`` and unary minus, its literals are
-    exactly the multiset ``numbers`` (each given number used once, none missing, none added), and it
-    evaluates exactly (rational arithmetic) to ``target``. Division by zero, ``**``, ``^``, decimals,
+    Correct iff ``expression`` contains only ASCII digits, ``+ - * /``, parentheses and whitespace
+    (line breaks included: every whitespace run reads as one space), parses to integer literals
+    combined by binary ``+ - * /`` and unary minus, its literals are exactly the multiset
+    ``numbers`` (each given number used once, none missing, none added), and it evaluates exactly
+    (rational arithmetic) to ``target``. Division by zero, ``**``, ``^``, decimals,
     ``=``, names and anything longer than 512 characters are wrong. Never raises on any text.
     """
     if not isinstance(expression, str):
         return False
-    expr = expression.strip()
+    expr = " ".join(expression.split())  # a line break inside the box is whitespace, not a syntax error
     if not expr or len(expr) > _MAX_EXPR_CHARS or not _EXPR_CHARS_RE.fullmatch(expr):
         return False
     try:

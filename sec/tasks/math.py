@@ -16,11 +16,13 @@ split names of the eval records. ``id_sets`` / ``ood_sets`` name the sets pooled
 ``ood`` records (MATH500 is in-distribution; AMC and AIME are out of distribution). Sources and
 fields: :mod:`sec.tasks.math_data`.
 
-Checker: math-verify (``math_verify.verify(parse(gold), parse(answer))``, both wrapped in
-``\\boxed{}`` so its LaTeX extraction reads them whole): symbolic / numeric equivalence, e.g.
-``\\frac{1}{2}`` = ``0.5``, ``3\\sqrt{2}`` = ``\\sqrt{18}``. Binary reward (no format reward).
-math-verify bounds each call with a SIGALRM timer, which only works on the main thread; elsewhere
-the answer is capped at ``_MAX_MATH_CHARS`` characters and checked without a timer.
+Checker: math-verify equivalence of the answer and the reference (:mod:`sec.tasks.math_check`),
+run in a pool of worker processes (:mod:`sec.tasks.bounded`) so that every check returns within
+:data:`VERIFY_WAIT_S` + :data:`VERIFY_TIMEOUT_S` (2 s) on any thread or process (verl calls
+rewards from a thread pool, where math-verify's own ``SIGALRM`` timeout does not work). A check
+that does not finish in time raises :class:`sec.tasks.bounded.CallTimeout`: the reward is 0 and
+the timeout is counted (:func:`sec.tasks.rewards.pop_reward_counts`). Binary reward (no format
+reward). docs/rewards.md.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +40,7 @@ from typing import Any
 import pandas as pd
 
 from sec.tasks import cache
+from sec.tasks.bounded import BoundedPool, PoolStartError
 from sec.tasks.math_data import MathDataError, build_records, read_source
 from sec.tasks.records import TINYZERO_TEMPLATE, plain
 from sec.tasks.registry import Task, register
@@ -50,6 +55,7 @@ __all__ = [
     "math_cache_key",
     "math_correct",
     "read_source",
+    "verifier_pool",
 ]
 
 log = logging.getLogger("sec.tasks")
@@ -59,7 +65,18 @@ MATH_INSTRUCTION = "Put your final answer within \\boxed{}."
 #: Bump when the Math record layout or selection logic changes.
 MATH_FORMAT_VERSION = 2
 _GENERATOR = "math"
-_MAX_MATH_CHARS = 1000
+#: wall-clock bound of one answer check once a worker has it (MATH500 references check in ~10 ms,
+#: the slowest in ~0.2 s on a 2-core machine; benchmarks/reward_throughput.py)
+VERIFY_TIMEOUT_S = 1.0
+#: wall-clock bound of the wait for a free worker (concurrent callers: verl's reward threads)
+VERIFY_WAIT_S = 1.0
+#: math-verify worker processes (~100 MB each): 2 at first, one more whenever a check finds none
+#: idle, up to one per thread of Python's default thread pool (what verl's reward manager uses)
+VERIFY_WORKERS, VERIFY_MAX_WORKERS = 2, min(32, (os.cpu_count() or 1) + 4)
+#: address-space limit of a worker: a runaway sympy allocation becomes a MemoryError there
+VERIFY_MEMORY_BYTES = 2 << 30
+_POOL: BoundedPool | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def build_math_question(problem: str) -> str:
@@ -136,24 +153,41 @@ def load_math_data(task_cfg: Mapping[str, Any], cache_dir: str | Path) -> pd.Dat
     return cache.cached_or_build(path, str(cfg["name"]), build)[0]
 
 
+def verifier_pool() -> BoundedPool:
+    """This process's pool of math-verify workers (started on first use; a forked child makes
+    its own)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL.pid != os.getpid():
+            _POOL = BoundedPool(
+                "sec.tasks.math_check:verify_pair",
+                workers=VERIFY_WORKERS,
+                max_workers=VERIFY_MAX_WORKERS,
+                timeout_s=VERIFY_TIMEOUT_S,
+                wait_s=VERIFY_WAIT_S,
+                soft_fraction=0.8,
+                memory_bytes=VERIFY_MEMORY_BYTES,
+                start_timeout_s=120.0,
+            )
+        return _POOL
+
+
 def math_correct(answer_text: str, gold: str) -> bool:
-    """math-verify equivalence of an extracted answer and the reference answer (module doc).
+    """math-verify equivalence of an extracted answer and the reference answer, within
+    :data:`VERIFY_WAIT_S` + :data:`VERIFY_TIMEOUT_S` seconds on any thread (module doc). An empty answer or reference is
+    not equivalent to anything.
 
-    Never raises: an answer math-verify cannot parse, or one that times out, is wrong.
+    Raises:
+        sec.tasks.bounded.CallTimeout: the check did not finish in time (score it 0).
+        sec.tasks.bounded.PoolStartError: the worker processes could not start.
     """
-    import threading
-
-    from math_verify import parse, verify
-
-    on_main = threading.current_thread() is threading.main_thread()
-    if not on_main and len(answer_text) > _MAX_MATH_CHARS:
+    if not answer_text.strip() or not gold.strip():
         return False
-    timeout = 5 if on_main else None
     try:
-        target = parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout)  # type: ignore[arg-type]
-        pred = parse(f"\\boxed{{{answer_text}}}", parsing_timeout=timeout)  # type: ignore[arg-type]
-        return bool(target and pred and verify(target, pred, timeout_seconds=timeout))
-    except Exception:  # math-verify's TimeoutException and sympy errors alike: not a correct answer
+        return bool(verifier_pool().call(gold, answer_text))
+    except RuntimeError as exc:  # math-verify raised inside the worker: not a correct answer
+        if isinstance(exc, PoolStartError):
+            raise
         return False
 
 

@@ -21,9 +21,10 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Task", "get_task", "register", "registered_tasks", "task_for", "task_labels"]
 
@@ -66,8 +67,10 @@ class Task(ABC):
     @abstractmethod
     def is_correct(self, answer_text: str, answer: Mapping[str, Any]) -> bool:
         """Whether an extracted final answer (not a whole completion) solves the problem whose
-        decoded answer payload is ``answer``. Must not raise on any text and must return in
-        bounded time (the reward's contract, docs/rewards.md)."""
+        decoded answer payload is ``answer``. Must return in bounded time on any thread (the
+        reward's contract, docs/rewards.md); an exception means "wrong", except
+        :class:`sec.tasks.bounded.CallTimeout` (the bounded check ran out of time: scored 0 and
+        counted as a timeout)."""
 
     def normalize(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
         """Validated plain copy of the config fields that determine the data.

@@ -126,6 +126,9 @@ def iter_raw(
     (``multiprocessing.Pool.terminate`` can). Workers are forked where possible: ``spawn`` would
     re-run an unguarded ``__main__`` script in every worker. No result within
     ``2 * chunk * timeout_s + 60`` seconds, or a dead worker, raises :class:`ItemGenerationError`.
+
+    One function on purpose (~80 lines): the dispatch state (in-flight counts, reorder buffer,
+    submission window) lives in one generator frame whose ``finally`` kills the workers.
     """
     on_main = threading.current_thread() is threading.main_thread()
     if workers <= 1 and on_main:
