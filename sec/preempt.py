@@ -105,8 +105,9 @@ class PreemptionGuard:
 
     The outermost guard is :attr:`active` when a callable handler is bound to the signal on
     entry (submitit's, inside a submitit job); it installs itself and restores that handler on
-    exit (unless the hand-over has begun: then further signals stay swallowed). Nested guards
-    share its state, so a signal noted anywhere is seen everywhere.
+    exit (unless the hand-over has begun: then further signals stay swallowed), and its exit
+    clears the state. Nested guards share its state, so a signal noted anywhere is seen
+    everywhere.
     """
 
     def __init__(self) -> None:
@@ -136,9 +137,13 @@ class PreemptionGuard:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         _STATE.depth -= 1
-        if _STATE.depth == 0 and _STATE.previous is not None and not _STATE.handed_over:
+        if _STATE.depth > 0:
+            return
+        if _STATE.previous is not None and not _STATE.handed_over:
             signal.signal(self.signum, _STATE.previous)
-            _STATE.previous = None
+        # the outermost guard is done (in a job: the job call returns or exits): a later guard
+        # starts afresh; after a hand-over the signal stays bound to the guard's handler
+        _STATE.requested, _STATE.previous, _STATE.handed_over = False, None, False
 
     def hand_over(self) -> NoReturn:
         """Run the deferred handler once (submitit's: checkpoint the job call, requeue the SLURM

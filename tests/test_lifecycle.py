@@ -62,7 +62,7 @@ def test_a_signal_during_a_periodic_save_stops_the_run_at_that_checkpoint(tmp_pa
     assert not (run / "failed.json").exists() and not (run / "done.json").exists()
 
     # the rerun (no job runner now) resumes from that checkpoint and has every step once
-    monkeypatch.setattr(preempt, "_STATE", preempt._Shared())
+    assert not preempt.PreemptionGuard().requested  # the outermost guard's exit cleared the state
     signal.signal(signal.SIGUSR2, signal.SIG_DFL)
     Workspace(cfg, run).run()
     assert train_steps(run) == [1, 2, 3, 4] and not (run / "interrupted.json").exists()

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from transformers import AutoTokenizer
@@ -27,6 +28,7 @@ from sec import rundir
 from sec.backends import verl as vb
 from sec.backends.verl.launch import spawn, stop, supervise
 from sec.backends.verl_ext import ESI_EXPIRATION
+from sec.errors import RunInterrupted
 from sec.metrics import MetricsWriter
 from sec.preempt import PreemptionGuard
 from sec.workspace import Workspace, check_config
@@ -149,7 +151,8 @@ def test_usr2_saves_at_the_next_step_then_stops_verl_and_requeues(tmp_path):
             assert json.loads(paths.save_request.read_text())["after_step"] == 0
             newest = rundir.newest_complete_checkpoint(paths.checkpoints, "verl")
             assert newest is not None and newest[0] > at  # saved at a step boundary after the signal
-            guard.hand_over()
+            with pytest.raises(RunInterrupted, match="returned without requeueing"):  # submitit's exits
+                guard.hand_over()
         assert handed_over == [signal.SIGUSR2]
     finally:
         signal.signal(signal.SIGUSR2, previous)
