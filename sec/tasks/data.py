@@ -56,6 +56,8 @@ log = logging.getLogger("sec.tasks")
 #: Bump when the record layout or generation logic changes (invalidates every cache).
 DATA_FORMAT_VERSION = 2
 RECORD_COLUMNS: tuple[str, ...] = ("id", "task", "level", "split", "question", "prompt", "answer", "metadata")
+#: ``task.prompt_style``: the paper's TinyZero prompt, or the testbed's bare ``32-15=`` (arithmetic only)
+PROMPT_STYLES = ("tinyzero", "bare")
 _REQUIRED = (
     "name",
     "generator",
@@ -142,6 +144,12 @@ def normalize_task_config(task_cfg: Mapping[str, Any]) -> dict[str, Any]:
     if not train_levels:
         raise ValueError(f"task {name!r}: train_levels is empty")
     test_levels = level_list("test_levels")
+    prompt_style = task_cfg.get("prompt_style", "tinyzero")
+    if prompt_style not in PROMPT_STYLES or (prompt_style == "bare" and generator != "basic_arithmetic"):
+        raise ValueError(
+            f"task {name!r}: prompt_style must be one of {PROMPT_STYLES} ('bare' for basic_arithmetic only), "
+            f"got {prompt_style!r}"
+        )
     seed = task_cfg["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"task {name!r}: seed must be an int, got {seed!r}")
@@ -154,6 +162,7 @@ def normalize_task_config(task_cfg: Mapping[str, Any]) -> dict[str, Any]:
         "train_per_level": _positive_int(task_cfg, "train_per_level", name),
         "test_per_level": _positive_int(task_cfg, "test_per_level", name),
         "seed": seed,
+        "prompt_style": prompt_style,
     }
 
 
@@ -196,6 +205,8 @@ def _key_payload(cfg: Mapping[str, Any]) -> dict[str, Any]:
             # only where it applies: adding it for every task would change the keys of existing sets
             *([puzzles.ARITH_INSTRUCTION] if cfg["generator"] == "basic_arithmetic" else []),
         ],
+        # only where it is not the default, so the keys of existing sets stay the same
+        **({"prompt_style": cfg["prompt_style"]} if cfg["prompt_style"] != "tinyzero" else {}),
     }
 
 
@@ -337,7 +348,7 @@ def _shard(
         rows = puzzles.generate_items(
             cfg["name"], cfg["generator"], level, cfg["levels"][level], n, cfg["seed"], split,
             exclude_questions=exclude, item_timeout_s=timeout_s, workers=workers, stats=stats,
-            resume=resume, on_progress=partial.save,
+            resume=resume, on_progress=partial.save, prompt_style=cfg["prompt_style"],
         )  # fmt: skip
         frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
         _atomic_write(path, lambda p: frame.to_parquet(p, index=False))

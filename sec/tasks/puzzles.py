@@ -46,6 +46,7 @@ __all__ = [
     "TINYZERO_TEMPLATE",
     "ZEBRA_INSTRUCTION",
     "ItemGenerationError",
+    "bare_arith_prompt",
     "build_question",
     "derive_seed",
     "generate_items",
@@ -88,6 +89,12 @@ class ItemGenerationError(RuntimeError):
 def render_prompt(question: str) -> str:
     """The question inside :data:`TINYZERO_TEMPLATE` (the model's full input text)."""
     return TINYZERO_TEMPLATE.format(question=question)
+
+
+def bare_arith_prompt(item: Mapping[str, Any]) -> str:
+    """The bare prompt of a reasoning-gym ``basic_arithmetic`` item: its expression without spaces,
+    then ``=`` (``"32 - 15"`` -> ``"32-15="``); the testbed's format (docs/testbed.md)."""
+    return "".join(str(item["metadata"]["expression"]).split()) + "="
 
 
 def derive_seed(seed: int, task_name: str, level: int, split: str) -> int:
@@ -357,6 +364,7 @@ def generate_items(
     resume: Mapping[str, Any] | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     progress_every: int = 500,
+    prompt_style: str = "tinyzero",
 ) -> list[dict[str, Any]]:
     """Generate ``n`` problem records of one (task, level, split).
 
@@ -386,6 +394,9 @@ def generate_items(
             generation continues from it and returns what the uninterrupted call would have.
         on_progress: called with the generation state (``records``, ``next_index``, ``skipped``,
             ``dropped``, ``seconds``) every ``progress_every`` records, so a caller can save it.
+        prompt_style: ``tinyzero`` (the paper's question in :data:`TINYZERO_TEMPLATE`) or ``bare``
+            (``basic_arithmetic`` only: question and prompt are the expression without spaces and
+            ``=``, e.g. ``32-15=``, :func:`bare_arith_prompt`; the testbed's task ``arith_bare``).
 
     Returns:
         ``n`` records with fields ``id`` (``"{task}/{split}/L{level}/{k:05d}"``), ``task``, ``level``,
@@ -447,7 +458,7 @@ def generate_items(
                         )
                     continue
                 consecutive = 0
-                question = build_question(generator, item)
+                question = bare_arith_prompt(item) if prompt_style == "bare" else build_question(generator, item)
                 if question in excluded:
                     dropped += 1
                     continue
@@ -459,7 +470,7 @@ def generate_items(
                         "level": int(level),
                         "split": split,
                         "question": question,
-                        "prompt": render_prompt(question),
+                        "prompt": question if prompt_style == "bare" else render_prompt(question),
                         "answer": json.dumps(_answer_payload(generator, item), sort_keys=True),
                         "metadata": json.dumps(item.get("metadata") or {}, sort_keys=True, default=str),
                     }
