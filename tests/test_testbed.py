@@ -126,7 +126,7 @@ def test_tiny_build_is_deterministic_cached_and_loads_with_auto_classes(tmp_path
 def test_bad_pretrain_settings_are_one_clear_error(tmp_path):
     with pytest.raises(testbed.TestbedBuildError, match="lacks"):
         testbed.pretrain(tiny_cfg(mix={1: 0.5, 9: 0.5}))
-    with pytest.raises(testbed.TestbedBuildError, match="no .*task/countdown_nope.yaml"):
+    with pytest.raises(testbed.TestbedBuildError, match=r"no .*task/countdown_nope\.yaml"):
         testbed.cache_key(tiny_cfg(task="countdown_nope"))
     with pytest.raises(testbed.TestbedBuildError, match="basic_arithmetic"):
         testbed.cache_key(tiny_cfg(task="countdown"))
