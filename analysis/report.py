@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import figures, tables
+from analysis import figures, paper, tables
 from analysis.load import Runs, load_runs, load_wandb
 from analysis.summary import curriculum_summary, paired_vs_baseline, run_summary
 
@@ -96,9 +96,9 @@ def _table_files(out: Path, name: str, table: tables.Table, opts: Options) -> st
     (out / f"{name}.tex").write_text(tables.to_latex(table))
     (out / f"{name}.csv").write_text(tables.to_csv(table))
     body = [md, f"Files: [{name}.md]({name}.md) · [{name}.tex]({name}.tex) · [{name}.csv]({name}.csv)\n"]
-    if table.spec.name in set(tables.paper_results()["source"]):
-        sbs = tables.side_by_side(table, paper_model=opts.paper_model)
-        sbs_md = tables.side_by_side_markdown(sbs, table.spec)
+    if table.spec.name in set(paper.paper_results()["source"]):
+        sbs = paper.side_by_side(table, paper_model=opts.paper_model)
+        sbs_md = paper.side_by_side_markdown(sbs, table.spec)
         (out / f"{name}_vs_paper.md").write_text(f"# {table.spec.title}: ours vs the paper\n\n{sbs_md}")
         sbs.to_csv(out / f"{name}_vs_paper.csv", index=False, float_format="%.6g")
         body += [
@@ -316,7 +316,7 @@ def _write_runs_csv(runs: Runs, best: pd.DataFrame, path: Path) -> None:
 def _paper_tables() -> str:
     parts = ["# Published numbers (SEC.md §4, arXiv:2505.14970)\n"]
     for source in ("table1", "figure4", "table2"):
-        t = tables.paper_table(source)
+        t = paper.paper_table(source)
         parts.append(f"## {t.spec.title}\n\n{tables.to_markdown(t)}")
     return "\n".join(parts)
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from analysis import figures, tables
+from analysis import figures, paper, tables
 from analysis.load import load_runs, records_from_wandb_history
 from analysis.report import main as report_main
 from analysis.summary import paired_vs_baseline
@@ -229,7 +229,7 @@ def test_aggregate_mean_std_ranks_and_renderings():
     assert "\\toprule" in tex and tex.count("\\\\") == 3
     csv = pd.read_csv(io.StringIO(tables.to_csv(t)))
     assert len(csv) == 6 and set(csv.columns) >= {"mean", "std", "n", "rank", "seeds"}
-    gain = tables.relative_gain(t).set_index(["split", "curriculum"])["gain"]
+    gain = paper.relative_gain(t).set_index(["split", "curriculum"])["gain"]
     assert gain[("id", "sec")] == pytest.approx(0.85 / 0.6 - 1) and gain[("id", "random")] == 0
 
 
@@ -312,7 +312,7 @@ def _sec_md() -> Path | None:
 
 @pytest.mark.parametrize("source,index", [("table1", 0), ("figure4", 1), ("table2", 2)])
 def test_paper_tables_render_sec_md_exactly(source, index):
-    rendered = _md_tables(tables.to_markdown(tables.paper_table(source)))[0]
+    rendered = _md_tables(tables.to_markdown(paper.paper_table(source)))[0]
     expected = _md_tables(SEC_MD_TABLES)[index]
     assert [_plain(r) for r in rendered] == [_plain(r) for r in expected]
 
@@ -326,7 +326,7 @@ def test_transcription_matches_sec_md():
 
 
 def test_paper_csv_has_every_number_once_with_its_source():
-    p = tables.paper_results()
+    p = paper.paper_results()
     assert p.groupby("source").size().to_dict() == {"table1": 54, "figure4": 12, "table2": 8}
     assert not p.duplicated(["source", "task", "split", "model", "algorithm", "curriculum"]).any()
     assert p["reference"].str.contains("arXiv:2505.14970").all()
@@ -334,7 +334,7 @@ def test_paper_csv_has_every_number_once_with_its_source():
 
 def test_headline_gains_of_sec_over_random():
     """SEC.md §4: 3B OOD Countdown +13%, Zebra +21%, ARC-1D +22%, AIME24 +33%."""
-    g = tables.relative_gain(tables.paper_table("table1"))
+    g = paper.relative_gain(paper.paper_table("table1"))
     g = g[(g["model"] == "qwen2.5_3b") & (g["curriculum"] == "sec")].set_index(["task", "split"])["gain"]
     got = {k: round(100 * g[k]) for k in [("countdown", "ood"), ("zebra", "ood"), ("arc", "ood"), ("math", "aime24")]}
     assert got == {("countdown", "ood"): 13, ("zebra", "ood"): 21, ("arc", "ood"): 22, ("math", "aime24"): 33}
@@ -343,13 +343,13 @@ def test_headline_gains_of_sec_over_random():
 def test_side_by_side_puts_each_cell_beside_the_paper(sweep):
     runs = load_runs([sweep])
     t = tables.aggregate(tables.best_checkpoint(runs.eval), tables.TABLE1)
-    sbs = tables.side_by_side(t).set_index(["split", "curriculum"])
+    sbs = paper.side_by_side(t).set_index(["split", "curriculum"])
     # tiny is not a paper model: compared with the paper's 3B
     assert set(sbs["paper_model"]) == {"qwen2.5_3b"}
     assert sbs.loc[("ood", "sec"), "paper"] == 0.542 and sbs.loc[("id", "random"), "paper"] == 0.859
     assert sbs.loc[("ood", "sec"), "paper_gain"] == pytest.approx(0.542 / 0.479 - 1)
     assert (sbs["n"] == 2).all()
-    seven = tables.side_by_side(t, paper_model="qwen2.5_7b").set_index(["split", "curriculum"])
+    seven = paper.side_by_side(t, paper_model="qwen2.5_7b").set_index(["split", "curriculum"])
     assert seven.loc[("ood", "sec"), "paper"] == 0.555
 
 
