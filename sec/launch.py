@@ -38,7 +38,8 @@ def main(cfg: DictConfig) -> float | None:
     Raises:
         SystemExit: a single run (not a sweep) with an invalid config, with a one-line message.
     """
-    from sec.workspace import ConfigError, Workspace
+    from sec.errors import ConfigError
+    from sec.workspace import Workspace
 
     logging.getLogger("sec").setLevel(logging.INFO)
     hc = HydraConfig.get()

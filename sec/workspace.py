@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import socket
 import time
@@ -28,8 +27,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from sec import rundir
 from sec.backends import get_backend, get_dry_run
 from sec.curriculum import CurriculumPolicy, arms_of_records, build_curriculum
+from sec.errors import ConfigError, RunFailedBefore
 from sec.evaluate import evaluate
 from sec.metrics import MetricsWriter, read_metrics
 from sec.models import load_model_and_tokenizer
@@ -38,16 +39,9 @@ from sec.tasks.rewards import ANSWER_EXTRACTIONS
 
 log = logging.getLogger("sec.workspace")
 
-DONE = "done.json"
-FAILED = "failed.json"
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work (one line naming the key and the accepted values)."""
-
-
-class RunFailedBefore(RuntimeError):
-    """The run dir holds a ``failed.json`` and ``rerun_failed`` is false."""
+DONE = rundir.DONE
+FAILED = rundir.FAILED
+__all__ = ["ConfigError", "RunFailedBefore", "Workspace", "check_config", "task_components"]
 
 
 #: the mix's settings that every component of a multi-task task takes over
@@ -130,7 +124,7 @@ class Workspace:
     def __init__(self, cfg: DictConfig, run_dir: str | Path) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.checkpoint_dir = self.run_dir / "checkpoints"
+        self.checkpoint_dir = self.run_dir / rundir.CHECKPOINTS
         self.cache_dir = Path(str(cfg.paths.cache_dir))
         self.policy: CurriculumPolicy
         self.metrics: MetricsWriter
@@ -196,9 +190,7 @@ class Workspace:
         }
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.run_dir / (FAILED + ".tmp")
-            tmp.write_text(json.dumps(info, indent=2))
-            os.replace(tmp, self.run_dir / FAILED)
+            rundir.write_json_atomic(self.run_dir / FAILED, info)
         except OSError as err:  # an unwritable run dir must not hide the original error
             log.error("could not write %s: %s", self.run_dir / FAILED, err)
         log.exception("run failed: %s (recorded in %s)", info["error"], self.run_dir / FAILED)
@@ -209,7 +201,7 @@ class Workspace:
             get_dry_run(str(self.cfg.backend.name))(self)
             return {}
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
+        (self.run_dir / rundir.CONFIG).write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
         seed_everything(int(self.cfg.seed))
         self.setup()
         wandb_cfg = self.cfg.logger if self.cfg.logger.name == "wandb" else None
@@ -224,9 +216,7 @@ class Workspace:
         finally:
             self.metrics.close()
         summary = self.summary()
-        tmp = self.run_dir / (DONE + ".tmp")
-        tmp.write_text(json.dumps(summary, indent=2))
-        os.replace(tmp, self.run_dir / DONE)
+        rundir.write_json_atomic(self.run_dir / DONE, summary)
         log.info("run finished: %s", summary)
         return summary
 
@@ -261,8 +251,29 @@ class Workspace:
         model, tokenizer, resolved = load_model_and_tokenizer(self.cfg.model, self.cache_dir)
         self.model_source = resolved.source
         self.tokenizer = tokenizer
-        (self.run_dir / "model_source.json").write_text(json.dumps({"path": resolved.path, "source": resolved.source}))
+        rundir.write_model_source(self.run_dir, resolved.path, resolved.source)
         return model, tokenizer
+
+    def resume(self, engine: str) -> str | None:
+        """Restore the curriculum from the newest complete checkpoint of ``engine`` and drop the
+        metrics records after its step (the engine redoes those steps), so the finished
+        ``metrics.jsonl`` has every step once; without a checkpoint, drop every record of an
+        earlier attempt (the run starts over). See :mod:`sec.rundir`.
+
+        Returns:
+            the checkpoint dir to hand to the engine, or ``None`` for a fresh start.
+        """
+        found = rundir.newest_complete_checkpoint(self.checkpoint_dir, engine)
+        if found is None:
+            dropped = self.metrics.truncate_after(-1)
+            if dropped:
+                log.info("no checkpoint to resume from: restarting, %d records of an earlier attempt dropped", dropped)
+            return None
+        step, path = found
+        rundir.load_curriculum_state(path, self.policy)
+        dropped = self.metrics.truncate_after(step)
+        log.info("resuming from %s (step %d; %d metric records after it dropped)", path, step, dropped)
+        return str(path)
 
     # ------------------------------------------------------------------ scoring and eval
     @property
@@ -317,7 +328,7 @@ class Workspace:
         """pass@1 of every split at the last evaluated step: ``"<split> pass@1"`` for one task;
         for a mix, ``"<task>/<split> pass@1"`` and ``"id pass@1"`` / ``"ood pass@1"`` as the
         mean over its tasks."""
-        evals = [r for r in read_metrics(self.run_dir / "metrics.jsonl") if r.get("kind") == "eval"]
+        evals = [r for r in read_metrics(self.run_dir / rundir.METRICS) if r.get("kind") == "eval"]
         if not evals:
             return {}
         last = [r for r in evals if r["step"] == max(r["step"] for r in evals)]

@@ -55,8 +55,15 @@ def test_draw_sees_previous_update_and_update_sees_the_drawn_problems(tmp_path, 
         assert values.shape == rows.shape and np.all(values >= 0)
 
 
+def last_complete_checkpoint(checkpoint_dir):
+    from sec.rundir import newest_complete_checkpoint
+
+    found = newest_complete_checkpoint(checkpoint_dir, "trl")
+    return None if found is None else str(found[1])
+
+
 def test_resume_skips_a_checkpoint_the_job_did_not_finish_saving(tmp_path, caplog):
-    from sec.backends.trl import CURRICULUM_STATE, last_complete_checkpoint
+    from sec.rundir import CURRICULUM_STATE
 
     assert last_complete_checkpoint(tmp_path / "none") is None
     for step in (10, 20, 30):
@@ -65,6 +72,6 @@ def test_resume_skips_a_checkpoint_the_job_did_not_finish_saving(tmp_path, caplo
     assert last_complete_checkpoint(tmp_path) is None  # nothing finished saving
     for step in (10, 20):
         (tmp_path / f"checkpoint-{step}" / CURRICULUM_STATE).write_text("{}")
-    caplog.set_level("WARNING", logger="sec.backends.trl")
+    caplog.set_level("WARNING", logger="sec.rundir")
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-20")
     assert "checkpoint-30 is incomplete" in caplog.text

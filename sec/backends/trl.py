@@ -23,7 +23,6 @@ curriculum draws synchronised across ranks: use ``backend=verl`` for multi-GPU r
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sec import rundir
 from sec.backends.feed import CurriculumFeed, token_mean_abs
 from sec.evaluate import model_prompt
 from sec.preempt import PreemptionGuard
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from sec.workspace import Workspace
 
 log = logging.getLogger("sec.backends.trl")
-
-CURRICULUM_STATE = "curriculum.json"
 
 # TRL log keys -> metrics.jsonl schema (sec/metrics.py); other numeric keys go under trl/
 _RENAME = {
@@ -219,9 +217,7 @@ def _trainer_callback(ws: Workspace, feed: CurriculumFeed) -> Any:
             self.t_step = time.perf_counter()
 
         def on_save(self, args, state, control, **kw):
-            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            ckpt.mkdir(parents=True, exist_ok=True)
-            (ckpt / CURRICULUM_STATE).write_text(json.dumps(feed.policy.state_dict()))
+            rundir.save_curriculum_state(Path(args.output_dir) / f"checkpoint-{state.global_step}", feed.policy)
 
     return SECCallback()
 
@@ -247,30 +243,6 @@ def _preemption_callback(guard: PreemptionGuard) -> Any:
             return self._stop(control)
 
     return PreemptionCallback()
-
-
-def last_complete_checkpoint(checkpoint_dir: Path) -> str | None:
-    """The newest ``checkpoint-<step>`` dir of a run that is complete, or ``None``.
-
-    Our ``on_save`` callback writes ``curriculum.json`` after the trainer has written the model,
-    optimizer and trainer state, so its presence marks a checkpoint the job finished saving; a
-    newer dir without it (the job was killed while saving) is skipped with a warning, where
-    ``transformers.trainer_utils.get_last_checkpoint`` would pick it and the resume would fail.
-    """
-    if not checkpoint_dir.is_dir():
-        return None
-    found = sorted(
-        (int(p.name.rsplit("-", 1)[1]), p)
-        for p in checkpoint_dir.glob("checkpoint-*")
-        if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()
-    )
-    for _step, path in reversed(found):
-        if (path / CURRICULUM_STATE).exists():
-            return str(path)
-        log.warning(
-            "checkpoint %s is incomplete (no %s: the job stopped while saving): skipped", path, CURRICULUM_STATE
-        )
-    return None
 
 
 def train(ws: Workspace) -> None:
@@ -313,19 +285,7 @@ def train(ws: Workspace) -> None:
     trainer.sec_feed = feed
     trainer.sec_prompt_format = str(cfg.model.prompt_format)
 
-    resume = last_complete_checkpoint(ws.checkpoint_dir)
-    if resume:
-        step = int(Path(resume).name.split("-")[-1])
-        ws.policy.load_state_dict(json.loads((Path(resume) / CURRICULUM_STATE).read_text()))
-        dropped = ws.metrics.truncate_after(step)
-        log.info("resuming from %s (step %d; %d metric records after it dropped)", resume, step, dropped)
-    else:
-        # an interrupted run without a checkpoint starts over: its old records would repeat steps
-        dropped = ws.metrics.truncate_after(-1)
-        if dropped:
-            log.info(
-                "no checkpoint to resume from: restarting, %d metric records of the earlier attempt dropped", dropped
-            )
+    resume = ws.resume("trl")
     with guard:
         trainer.train(resume_from_checkpoint=resume)
         if guard.requested and trainer.state.global_step < trainer.state.max_steps:

@@ -47,9 +47,10 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from sec import rundir
+from sec.errors import ConfigError
 from sec.evaluate import eval_group, model_prompt
 from sec.metrics import MetricsWriter, read_metrics
-from sec.workspace import ConfigError
 
 if TYPE_CHECKING:
     from sec.workspace import Workspace
@@ -65,7 +66,6 @@ EXT = "pkg://sec.backends.verl_ext"
 PASSTHROUGH_TEMPLATE = "{% for message in messages %}{{ message.content }}{% endfor %}"
 #: algorithm -> verl's ``algorithm.adv_estimator`` (verl/trainer/ppo/core_algos.py)
 ADV_ESTIMATORS = {"grpo": "grpo", "rloo": "rloo", "ppo": "gae"}
-CURRICULUM_STATE = "curriculum.json"
 SPEC = "sec_spec.json"
 
 
@@ -542,18 +542,6 @@ def write_run_files(ws: Workspace, paths: VerlPaths) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- resume
 
 
-def checkpoint_steps(checkpoint_dir: Path) -> list[int]:
-    """Steps of the checkpoints that hold a curriculum state (ascending)."""
-    if not checkpoint_dir.is_dir():
-        return []
-    steps = []
-    for d in checkpoint_dir.glob("global_step_*"):
-        m = re.fullmatch(r"global_step_(\d+)", d.name)
-        if m and (d / CURRICULUM_STATE).exists():
-            steps.append(int(m.group(1)))
-    return sorted(steps)
-
-
 def prepare_resume(paths: VerlPaths) -> int:
     """Point verl's resume tracker (``latest_checkpointed_iteration.txt``, read by
     ``RayPPOTrainer._load_checkpoint`` with ``resume_mode=auto``) at the newest checkpoint that
@@ -565,7 +553,7 @@ def prepare_resume(paths: VerlPaths) -> int:
         the step resumed from, 0 for a fresh start.
     """
     tracker = paths.checkpoints / "latest_checkpointed_iteration.txt"
-    steps = checkpoint_steps(paths.checkpoints)
+    steps = [s for s, p in rundir.checkpoints(paths.checkpoints, "verl") if rundir.is_complete(p)]
     if not steps:
         tracker.unlink(missing_ok=True)
         return 0
@@ -765,7 +753,7 @@ def train(ws: Workspace) -> None:
     run = build(ws, resolve_model=True)
     command = run.command
     ws.model_source = run.model_source
-    (ws.run_dir / "model_source.json").write_text(json.dumps({"path": run.model, "source": run.model_source}))
+    rundir.write_model_source(ws.run_dir, run.model, run.model_source)
     paths.command.write_text("#!/usr/bin/env bash\n" + shlex.join(command) + "\n")
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])  # the directory holding the `sec` package

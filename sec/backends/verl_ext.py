@@ -20,7 +20,6 @@ Settings come from ``sec_spec.json`` beside the training parquet (written by
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,11 @@ from typing import Any
 import numpy as np
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
+from sec import rundir
 from sec.backends.feed import CurriculumFeed, token_mean_abs
 from sec.curriculum import arms_of_records, build_curriculum
 from sec.tasks import puzzle_reward
 
-CURRICULUM_STATE = "curriculum.json"
 SPEC = "sec_spec.json"
 TRACKER = "latest_checkpointed_iteration.txt"
 
@@ -81,7 +80,7 @@ class SECDataset(RLHFDataset):
     Raises:
         ValueError: if ``data.dataloader_num_workers`` is not 0 or ``data.shuffle`` is true
             (the curriculum must see step t's feedback before step t+1 is drawn, in order).
-        RuntimeError: if a checkpoint to resume from lacks the curriculum state.
+        FileNotFoundError: if a checkpoint to resume from lacks the curriculum state.
     """
 
     def __init__(self, data_files: Any, tokenizer: Any, config: Any, processor: Any = None, max_samples: int = -1):
@@ -124,10 +123,7 @@ class SECDataset(RLHFDataset):
         if not tracker.exists():
             return 0
         step = int(tracker.read_text().strip())
-        state = self.checkpoint_dir / f"global_step_{step}" / CURRICULUM_STATE
-        if not state.exists():
-            raise RuntimeError(f"checkpoint {state.parent} has no {CURRICULUM_STATE}: cannot resume the curriculum")
-        self.policy.load_state_dict(json.loads(state.read_text()))
+        rundir.load_curriculum_state(self.checkpoint_dir / f"global_step_{step}", self.policy)
         self.step = step
         return step
 
@@ -195,9 +191,7 @@ class SECDataset(RLHFDataset):
         self.pending = None
         ckpt = self.checkpoint_dir / f"global_step_{step}"
         if ckpt.is_dir():  # verl checkpointed this step just before calling us
-            tmp = ckpt / (CURRICULUM_STATE + ".tmp")
-            tmp.write_text(json.dumps(self.policy.state_dict()))
-            os.replace(tmp, ckpt / CURRICULUM_STATE)
+            rundir.save_curriculum_state(ckpt, self.policy)
 
     def _log(self, record: Mapping[str, Any]) -> None:
         with self.log_path.open("a") as f:
