@@ -6,10 +6,11 @@ The model is a standard transformers ``LlamaForCausalLM`` built from a config (`
 a character-level ``PreTrainedTokenizerFast`` (:func:`build_tokenizer`), saved with
 ``save_pretrained``, so TRL, verl and ``AutoModelForCausalLM`` / ``AutoTokenizer`` load it like any
 hub model. :func:`materialise` builds it once per setting: supervised pre-training (next-token
-cross-entropy on the answer tokens only, AdamW, linear warm-up then cosine decay) on a mix of the
-task's levels (``model.pretrain.mix``), problems drawn with reasoning-gym ``basic_arithmetic`` from
-the level definitions of the task YAML it names (``model.pretrain.task``). Pre-training time is the
-difficulty dial: more steps raise the pass rates of the levels the mix gives little weight to.
+cross-entropy on the answer tokens only, AdamW, warm-up / constant / cosine decay;
+:mod:`sec.testbed_train`) on a mix of the task's levels (``model.pretrain.mix``), problems drawn with
+reasoning-gym ``basic_arithmetic`` from the level definitions of the task YAML it names
+(``model.pretrain.task``). Pre-training time is the difficulty dial: more steps raise the pass rates
+of the levels the mix gives little weight to; one pass builds several points of it.
 
 No test problem is ever trained on: the first ``pretrain.exclude_test_items`` test problems of every
 test level (the task's test split is a prefix of them for any ``task.test_per_level`` up to that
@@ -31,15 +32,12 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import os
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 log = logging.getLogger("sec.testbed")
 
@@ -168,56 +166,6 @@ def excluded_expressions(task: Mapping[str, Any], n: int) -> set[str]:
     return out
 
 
-def _level_stream(task: Mapping[str, Any], level: int, seed: int, exclude: set[str]) -> Iterator[tuple[str, str]]:
-    """Endless (bare prompt, answer) pairs of one level, reasoning-gym items 0, 1, ... of a dataset
-    seeded for pre-training (never the train/test seeds), test expressions skipped."""
-    import reasoning_gym
-
-    from sec.tasks.puzzles import bare_arith_prompt, derive_seed
-
-    kwargs = task["levels"][int(level)]
-    ds = reasoning_gym.create_dataset(
-        "basic_arithmetic", seed=derive_seed(seed, str(task["name"]), level, "pretrain"), size=2**31 - 1, **kwargs
-    )
-    i = 0
-    while True:
-        item = ds[i]
-        i += 1
-        prompt = bare_arith_prompt(item)
-        if prompt not in exclude:
-            yield prompt, str(item["answer"])
-
-
-def _batches(
-    task: Mapping[str, Any], mix: Mapping[int, float], seed: int, exclude: set[str], tok: Any, batch_size: int
-) -> Iterator[tuple[Any, Any, Any]]:
-    """Endless (input_ids, attention_mask, labels) batches, right-padded; each row's level drawn by
-    ``mix``; labels are -100 on the prompt and padding (loss on the answer and EOS only)."""
-    import torch
-
-    rng = np.random.default_rng(seed)
-    levels = list(mix)
-    probs = np.array([mix[lv] for lv in levels])
-    streams = {lv: _level_stream(task, lv, seed, exclude) for lv in levels}
-    pad, eos = tok.pad_token_id, tok.eos_token_id
-    while True:
-        rows = []
-        for lv in rng.choice(levels, size=batch_size, p=probs):
-            prompt, answer = next(streams[int(lv)])
-            p = tok(prompt, add_special_tokens=False)["input_ids"]
-            a = tok(answer, add_special_tokens=False)["input_ids"] + [eos]
-            rows.append((p + a, [-100] * len(p) + a))
-        width = max(len(ids) for ids, _ in rows)
-        ids = torch.full((batch_size, width), pad, dtype=torch.long)
-        labels = torch.full((batch_size, width), -100, dtype=torch.long)
-        mask = torch.zeros((batch_size, width), dtype=torch.long)
-        for i, (x, y) in enumerate(rows):
-            ids[i, : len(x)] = torch.tensor(x)
-            labels[i, : len(y)] = torch.tensor(y)
-            mask[i, : len(x)] = 1
-        yield ids, mask, labels
-
-
 # --------------------------------------------------------------------------------------------- build
 
 
@@ -241,78 +189,66 @@ def new_model(cfg: Mapping[str, Any], tok: Any, seed: int) -> Any:
     return transformers.AutoModelForCausalLM.from_config(config)
 
 
-def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
-    """Linear warm-up to ``peak`` over ``warmup`` steps, then cosine decay to 0 at ``total``
-    (the schedule of ``transformers.get_cosine_schedule_with_warmup``)."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def pretrain(cfg: Mapping[str, Any], *, log_every: int = 100) -> tuple[Any, Any, dict[str, Any]]:
-    """Build the model of ``cfg`` (a ``model/`` config with ``source: pretrain``) in memory.
-
-    Returns:
-        ``(model, tokenizer, record)``; ``record`` holds the settings, the loss every ``log_every``
-        steps (``loss``: list of ``[step, mean loss]``) and ``seconds``.
+def _settings(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[int, float]]:
+    """``(plain cfg, task config, mix)`` of a ``source: pretrain`` model config.
 
     Raises:
-        TestbedBuildError: a bad ``pretrain`` setting (one line naming it).
+        TestbedBuildError: a bad ``pretrain`` setting.
     """
-    import torch
-
     cfg = _plain(cfg)
     p = cfg["pretrain"]
     task = task_config(str(p["task"]))
     mix = _mix(p, task)
-    steps, batch_size, seed = int(p["steps"]), int(p["batch_size"]), int(p["seed"])
-    if steps < 1 or batch_size < 1:
-        raise TestbedBuildError(f"model.pretrain.steps and batch_size must be >= 1, got {steps}, {batch_size}")
+    if int(p["steps"]) < int(p["warmup_steps"]) + int(p["decay_steps"]) or int(p["batch_size"]) < 1:
+        raise TestbedBuildError(
+            f"model.pretrain.steps ({p['steps']}) must be >= warmup_steps + decay_steps "
+            f"({p['warmup_steps']} + {p['decay_steps']}) and batch_size >= 1 (got {p['batch_size']})"
+        )
+    return cfg, task, mix
+
+
+def pretrain(cfg: Mapping[str, Any], *, steps: Sequence[int] | None = None, log_every: int = 100) -> dict[int, Any]:
+    """Build the model of ``cfg`` (a ``model/`` config with ``source: pretrain``) in memory, and the
+    same model at the other totals ``steps`` in the same pass (:func:`sec.testbed_train.pretrain_many`).
+
+    Returns:
+        total steps -> ``(model, tokenizer, record)``; ``record`` holds the settings (with that
+        total), the cache key, the parameter count, the mix, the loss every ``log_every`` steps
+        (``[[step, mean loss], ...]``) and ``seconds`` (of the pass up to that model).
+
+    Raises:
+        TestbedBuildError: a bad ``pretrain`` setting (one line naming it).
+    """
+    from sec.testbed_train import PretrainData, pretrain_many
+
+    cfg, task, mix = _settings(cfg)
+    p = cfg["pretrain"]
+    totals = sorted({int(p["steps"]), *(int(n) for n in steps or ())})
     t0 = time.perf_counter()
     tok = build_tokenizer()
     exclude = excluded_expressions(task, int(p["exclude_test_items"]))
-    model = new_model(cfg, tok, seed)
-    model.train()
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=float(p["learning_rate"]), betas=(0.9, 0.99), weight_decay=float(p["weight_decay"])
-    )
-    losses: list[list[float]] = []
-    window: list[float] = []
-    data = _batches(task, mix, seed, exclude, tok, batch_size)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(int(p["num_threads"]))
+    data = PretrainData(task, mix, int(p["seed"]), exclude, tok, int(p["batch_size"]))
+    model = new_model(cfg, tok, int(p["seed"]))
+    n_params = int(sum(x.numel() for x in model.parameters()))
+    setup_s = time.perf_counter() - t0
     try:
-        for step in range(steps):
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(step, steps, int(p["warmup_steps"]), float(p["learning_rate"]))
-            ids, mask, labels = next(data)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            window.append(float(loss.detach()))
-            if (step + 1) % log_every == 0 or step + 1 == steps:
-                losses.append([step + 1, float(np.mean(window))])
-                log.info(
-                    "pretrain step %d/%d loss %.4f (%.0fs)", step + 1, steps, losses[-1][1], time.perf_counter() - t0
-                )
-                window = []
-    finally:
-        torch.set_num_threads(threads)
-    model.eval()
-    n_params = sum(x.numel() for x in model.parameters())
-    record = {
-        "settings": cfg,
-        "cache_key": cache_key(cfg),
-        "parameters": int(n_params),
-        "mix": {str(k): v for k, v in mix.items()},
-        "excluded_test_expressions": len(exclude),
-        "loss": losses,
-        "seconds": time.perf_counter() - t0,
-    }
-    return model, tok, record
+        built = pretrain_many(model, data, totals, p, log_every=log_every)
+    except ValueError as e:
+        raise TestbedBuildError(str(e)) from None
+    out = {}
+    for total, (m, curve, seconds) in built.items():
+        settings = {**cfg, "pretrain": {**p, "steps": total}}
+        record = {
+            "settings": settings,
+            "cache_key": cache_key(settings),
+            "parameters": n_params,
+            "mix": {str(k): v for k, v in mix.items()},
+            "excluded_test_expressions": len(exclude),
+            "loss": curve,
+            "seconds": setup_s + seconds,
+        }
+        out[total] = (m, tok, record)
+    return out
 
 
 def save(model: Any, tok: Any, record: Mapping[str, Any], target: Path) -> None:
@@ -349,24 +285,36 @@ def _build_lock(target: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def materialise(cfg: Mapping[str, Any], cache_dir: str | Path) -> Path:
+def materialise(cfg: Mapping[str, Any], cache_dir: str | Path, *, steps: Sequence[int] = ()) -> Path:
     """The cached model directory of ``cfg``, pre-training it first if it is not cached yet
-    (minutes on one core; concurrent callers wait for one build).
+    (minutes on one core; concurrent callers wait for one build). ``steps``: other totals of the
+    dial built (and cached) in the same pass when missing, e.g. by the probe.
 
     Raises:
         TestbedBuildError: a bad setting.
     """
+    cfg = _plain(cfg)
     target = model_dir(cfg, cache_dir)
-    if (target / PRETRAIN_RECORD).exists():
+
+    def with_steps(n: int) -> dict[str, Any]:
+        return {**cfg, "pretrain": {**cfg["pretrain"], "steps": int(n)}}
+
+    wanted = {int(cfg["pretrain"]["steps"]), *(int(n) for n in steps)}
+    if all(_built(model_dir(with_steps(n), cache_dir)) for n in wanted):
         return target
     with _build_lock(target):
-        if (target / PRETRAIN_RECORD).exists():
-            return target
-        log.info("testbed model %s: not cached, pre-training it into %s", cfg["name"], target)
-        model, tok, record = pretrain(cfg)
-        save(model, tok, record, target)
-        log.info("testbed model built in %.0fs (%d parameters)", record["seconds"], record["parameters"])
+        missing = [n for n in wanted if not _built(model_dir(with_steps(n), cache_dir))]
+        if missing:
+            log.info("testbed model %s: pre-training %s steps into %s", cfg["name"], sorted(missing), target.parent)
+            for total, (model, tok, record) in pretrain(with_steps(min(missing)), steps=missing).items():
+                save(model, tok, record, model_dir(with_steps(total), cache_dir))
+                log.info("testbed model (%d steps) built in %.0fs (%d parameters)", total, record["seconds"],
+                         record["parameters"])  # fmt: skip
     return target
+
+
+def _built(path: Path) -> bool:
+    return (path / PRETRAIN_RECORD).exists()
 
 
 def default_config(name: str = "testbed_lm", overrides: Sequence[str] = ()) -> dict[str, Any]:

@@ -4,11 +4,14 @@ settings, loaded by AutoModelForCausalLM / AutoTokenizer, generating), and the b
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import CONF
@@ -16,6 +19,8 @@ from sec import testbed
 from sec.models import resolve_model
 from sec.tasks.data import load_task_data
 from sec.tasks.rewards import puzzle_reward
+from sec.testbed_train import PretrainData, lr_at
+from sec.workspace import check_config
 
 TASK = OmegaConf.to_container(OmegaConf.load(CONF / "task" / "arith_bare.yaml"))
 
@@ -25,7 +30,8 @@ def tiny_cfg(**pretrain) -> dict:
     cfg = testbed.default_config()
     cfg["config"].update(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
     cfg["config"]["num_key_value_heads"] = 2
-    cfg["pretrain"].update(steps=3, batch_size=8, warmup_steps=1, exclude_test_items=30, **pretrain)
+    cfg["pretrain"].update({"steps": 4, "batch_size": 8, "warmup_steps": 1, "decay_steps": 2, "exclude_test_items": 30})
+    cfg["pretrain"].update(pretrain)
     return cfg
 
 
@@ -71,13 +77,16 @@ def test_no_test_problem_is_trained_on_or_pre_trained_on(data):
     task = testbed.task_config("arith_bare")
     excluded = testbed.excluded_expressions(task, 200)
     assert test <= excluded  # the run's test split (200 per level) is inside the pre-training exclusion
-    for level in (1, 2, 3, 4):
-        stream = testbed._level_stream(task, level, seed=0, exclude=excluded)
-        drawn = {next(stream)[0] for _ in range(3000)}
-        assert not drawn & test, f"level {level}: a test problem in the pre-training stream"
-    # without the exclusion the stream would meet them: the check above can fail
-    stream = testbed._level_stream(task, 1, seed=0, exclude=set())
-    assert {next(stream)[0] for _ in range(3000)} & test
+    mix = {1: 0.25, 2: 0.25, 3: 0.25, 4: 0.25}
+    data = PretrainData(task, mix, 0, excluded, testbed.build_tokenizer(), batch_size=500)
+    drawn = [row for step in range(20) for row in data.problems(step)]
+    assert {lv for lv, _, _ in drawn} == {1, 2, 3, 4}
+    assert not {prompt for _, prompt, _ in drawn} & test, "a test problem in the pre-training data"
+    # without the exclusion the same draws would meet them: the check above can fail
+    open_data = PretrainData(task, mix, 0, set(), testbed.build_tokenizer(), batch_size=500)
+    assert {prompt for step in range(20) for _, prompt, _ in open_data.problems(step)} & test
+    # a step's problems depend on (seed, step) only
+    assert data.problems(7) == PretrainData(task, mix, 0, excluded, testbed.build_tokenizer(), 500).problems(7)
 
 
 # ------------------------------------------------------------------------------------------ the model
@@ -103,7 +112,7 @@ def test_tiny_build_is_deterministic_cached_and_loads_with_auto_classes(tmp_path
     for (name, x), (_, y) in zip(ma.state_dict().items(), mb.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
     record = json.loads((a / testbed.PRETRAIN_RECORD).read_text())
-    assert record["cache_key"] == testbed.cache_key(cfg) and len(record["loss"]) == 1
+    assert record["cache_key"] == testbed.cache_key(cfg) and [s for s, _ in record["loss"]] == [2, 4]
     # another seed: other weights, another cache entry
     other = tiny_cfg(seed=1)
     assert testbed.cache_key(other) != testbed.cache_key(cfg)
@@ -123,10 +132,100 @@ def test_tiny_build_is_deterministic_cached_and_loads_with_auto_classes(tmp_path
     assert (resolved.path, resolved.source) == (str(a), "pretrain")
 
 
+def test_one_pass_builds_every_point_of_the_dial_as_a_build_of_its_own(tmp_path):
+    """pretrain(steps=[...]) shares the constant-rate phase and branches into each decay: the model of
+    each total is the one a build of that total alone makes."""
+    cfg = tiny_cfg(steps=5)
+    many = testbed.pretrain(cfg, steps=[7])
+    assert sorted(many) == [5, 7]
+    alone = testbed.pretrain(tiny_cfg(steps=7))[7][0]
+    for (name, x), (_, y) in zip(many[7][0].state_dict().items(), alone.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+    assert not torch.equal(many[5][0].model.embed_tokens.weight, many[7][0].model.embed_tokens.weight)
+    assert many[7][2]["cache_key"] == testbed.cache_key(tiny_cfg(steps=7))
+    # materialise caches every total it built
+    testbed.materialise(cfg, tmp_path, steps=[7])
+    assert testbed._built(testbed.model_dir(tiny_cfg(steps=7), tmp_path))
+
+
+def test_schedule_is_warmup_stable_decay():
+    assert lr_at(0, 100, 10, 20, 1.0) == pytest.approx(0.1)
+    assert lr_at(9, 100, 10, 20, 1.0) == 1.0 and lr_at(79, 100, 10, 20, 1.0) == 1.0
+    assert lr_at(80, 100, 10, 20, 1.0) == 1.0 and lr_at(90, 100, 10, 20, 1.0) == pytest.approx(0.5)
+    assert lr_at(99, 100, 10, 20, 1.0) == pytest.approx(0.5 * (1 + math.cos(math.pi * 19 / 20)))
+    # the rate before the decay does not depend on the total
+    assert [lr_at(s, 100, 10, 20, 1.0) for s in range(80)] == [lr_at(s, 500, 10, 20, 1.0) for s in range(80)]
+
+
 def test_bad_pretrain_settings_are_one_clear_error(tmp_path):
     with pytest.raises(testbed.TestbedBuildError, match="lacks"):
         testbed.pretrain(tiny_cfg(mix={1: 0.5, 9: 0.5}))
+    with pytest.raises(testbed.TestbedBuildError, match="warmup_steps"):
+        testbed.pretrain(tiny_cfg(steps=2))
     with pytest.raises(testbed.TestbedBuildError, match=r"no .*task/countdown_nope\.yaml"):
         testbed.cache_key(tiny_cfg(task="countdown_nope"))
     with pytest.raises(testbed.TestbedBuildError, match="basic_arithmetic"):
         testbed.cache_key(tiny_cfg(task="countdown"))
+
+
+# ------------------------------------------------------------------------------------------ the benchmark
+
+
+def sweep_jobs(*overrides: str) -> list[list[str]]:
+    """The jobs Hydra's basic sweeper makes of ``overrides`` (the experiment's and profile's
+    ``hydra.sweeper.params``, the command line winning per key). Call inside ``initialize_config_dir``."""
+    cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
+    keys = list(params)
+    return [[f"{k}={v}" for k, v in zip(keys, combo, strict=True)] for combo in itertools.product(*params.values())]
+
+
+@pytest.mark.parametrize(("profile", "seeds"), [("testbed", [0, 1, 2, 3, 4]), ("testbed_quick", [0])])
+def test_the_benchmark_and_the_quick_sweep_compose(profile, seeds):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        base = ["experiment=testbed", f"profile={profile}"]
+        jobs = sweep_jobs(*base)
+        assert sorted((j["seed"], j["curriculum"]) for j in map(lambda x: dict(o.split("=") for o in x), jobs)) == [
+            (str(s), c) for s in seeds for c in ("ordered", "random", "sec")
+        ]
+        for job in jobs:
+            cfg = compose(config_name="config", overrides=[*base, *job])
+            check_config(cfg)
+            assert cfg.task.name == "arith_bare" and cfg.model.name == "testbed_lm" and cfg.tag == "testbed"
+            assert cfg.model.source == "pretrain" and cfg.model.prompt_format == "plain"
+            assert cfg.algorithm.name == "grpo" and cfg.train.temperature == 1.0 and cfg.eval.temperature == 1.0
+            assert list(cfg.task.train_levels) == [1, 2, 3, 4] and list(cfg.task.ood_levels) == [5]
+            assert cfg.eval.at_start and cfg.eval.max_problems_per_level >= 100 and cfg.eval.k >= 4
+            assert cfg.backend.num_threads == 1 and cfg.train.save_every > 0
+        sec = compose(config_name="config", overrides=[*base, "curriculum=sec"])
+        pre = OmegaConf.load(CONF / "task_model" / "arith_bare_testbed_lm.yaml").sec_hparams
+        assert (sec.curriculum.alpha, sec.curriculum.tau) == (pre.alpha, pre.tau)
+
+
+def test_the_benchmark_composes_with_the_tiny_profile_for_smoke_runs():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        jobs = sweep_jobs("experiment=testbed", "profile=tiny")
+        assert len(jobs) == 15 and all("model=tiny" in j for j in jobs)
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo", "ppo"])
+@pytest.mark.parametrize("curriculum", ["random", "ordered", "sec"])
+def test_the_benchmark_composes_with_verl_and_validates(tmp_path, algorithm, curriculum):
+    from sec.backends import verl as vb
+    from sec.workspace import Workspace
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=["backend=verl", "experiment=testbed", "profile=testbed", f"curriculum={curriculum}",
+                       f"algorithm={algorithm}"],
+        )  # fmt: skip
+    check_config(cfg)
+    run = vb.build(Workspace(cfg, tmp_path / "run"), resolve_model=False)
+    c = run.config
+    assert c.actor_rollout_ref.model.path == str(testbed.model_dir(cfg.model, cfg.paths.cache_dir))
+    assert c.actor_rollout_ref.model.custom_chat_template == vb.PASSTHROUGH_TEMPLATE  # the bare prompt, unchanged
+    assert (c.data.train_batch_size, c.actor_rollout_ref.rollout.n) == (32, 8)
+    assert c.data.max_response_length == cfg.train.max_completion_length
+    assert c.algorithm.adv_estimator == {"grpo": "grpo", "rloo": "rloo", "ppo": "gae"}[algorithm]
+    assert c.trainer.total_training_steps == cfg.train.steps
