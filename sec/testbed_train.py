@@ -168,14 +168,16 @@ def pretrain_many(
     try:
         for total in totals:
             stable_end = total - decay
-            _train_steps(model, opt, data, range(done, stable_end), lambda s, total=total: lr_at(s, total, warmup, decay, peak),
-                         losses, log_every, t0)  # fmt: skip
+
+            def lr(step: int, total: int = total) -> float:
+                return lr_at(step, total, warmup, decay, peak)
+
+            _train_steps(model, opt, data, range(done, stable_end), lr, losses, log_every, t0)
             done = stable_end
             # one deepcopy of both: the copied optimizer refers to (and keys its state by) the copied parameters
             branch, branch_opt = copy.deepcopy((model, opt))
             curve = list(losses)
-            _train_steps(branch, branch_opt, data, range(stable_end, total),
-                         lambda s, total=total: lr_at(s, total, warmup, decay, peak), curve, log_every, t0)  # fmt: skip
+            _train_steps(branch, branch_opt, data, range(stable_end, total), lr, curve, log_every, t0)
             branch.eval()
             out[total] = (branch, curve, time.perf_counter() - t0)
     finally:
