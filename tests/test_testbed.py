@@ -7,14 +7,18 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 
+import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import CONF
+from conftest import CONF, ROOT
 from sec import testbed
 from sec.models import resolve_model
 from sec.tasks.data import load_task_data
@@ -44,8 +48,8 @@ def data(tmp_path_factory):
 
 
 def test_levels_are_two_term_sums_and_differences_with_bare_prompts(data):
-    ops = {1: "+", 2: "+-", 3: "+", 4: "+-", 5: "+"}
-    digits = {1: 2, 2: 2, 3: 3, 4: 3, 5: 4}
+    ops = {1: "+", 2: "+-", 3: "+", 4: "+-"}
+    digits = {1: 2, 2: 2, 3: 3, 4: 3}
     for level, rows in data.groupby("level"):
         for r in rows.itertuples():
             m = re.fullmatch(r"(\d+)([+-])(\d+)=", r.prompt)
@@ -63,8 +67,8 @@ def test_levels_are_two_term_sums_and_differences_with_bare_prompts(data):
                 extraction="last_number",
             )
             assert wrong == 0.0
-    assert sorted(data.loc[data["split"] == "train", "level"].unique()) == [1, 2, 3, 4]
-    assert sorted(data.loc[data["split"] == "test", "level"].unique()) == [1, 2, 3, 4, 5]
+    assert sorted(data.loc[data["split"] == "train", "level"].unique()) == [1, 2, 3]
+    assert sorted(data.loc[data["split"] == "test", "level"].unique()) == [1, 2, 3, 4]
     # the easiest level has 101^2 distinct problems: 200 test problems leave most of it to train on
     train1 = data[(data["split"] == "train") & (data["level"] == 1)]
     assert train1["question"].nunique() > 350
@@ -194,7 +198,7 @@ def test_the_benchmark_and_the_quick_sweep_compose(profile, seeds):
             assert cfg.task.name == "arith_bare" and cfg.model.name == "testbed_lm" and cfg.tag == "testbed"
             assert cfg.model.source == "pretrain" and cfg.model.prompt_format == "plain"
             assert cfg.algorithm.name == "grpo" and cfg.train.temperature == 1.0 and cfg.eval.temperature == 1.0
-            assert list(cfg.task.train_levels) == [1, 2, 3, 4] and list(cfg.task.ood_levels) == [5]
+            assert list(cfg.task.train_levels) == [1, 2, 3] and list(cfg.task.ood_levels) == [4]
             assert cfg.eval.at_start and cfg.eval.max_problems_per_level >= 100 and cfg.eval.k >= 4
             assert cfg.backend.num_threads == 1 and cfg.train.save_every > 0
         sec = compose(config_name="config", overrides=[*base, "curriculum=sec"])
@@ -229,3 +233,49 @@ def test_the_benchmark_composes_with_verl_and_validates(tmp_path, algorithm, cur
     assert c.data.max_response_length == cfg.train.max_completion_length
     assert c.algorithm.adv_estimator == {"grpo": "grpo", "rloo": "rloo", "ppo": "gae"}[algorithm]
     assert c.trainer.total_training_steps == cfg.train.steps
+
+
+# ------------------------------------------------------------------------------------------ the sweeps
+
+
+def _sweep(script: str, tmp_path, *args: str, profile: str | None = None, timeout: int = 900):
+    env = {
+        "PATH": "/usr/bin:/bin", "PY": sys.executable, "SWEEP": str(tmp_path / "sweep"),
+        "REPORT": str(tmp_path / "report"), "HOME": str(tmp_path),
+        "SEC_CACHE_DIR": os.environ.get("SEC_CACHE_DIR", str(tmp_path / "cache")),
+        **({"PROFILE": profile} if profile else {}),
+    }  # fmt: skip
+    return subprocess.run(["bash", script, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_make_sweep_shows_the_curricula_differ(tmp_path):
+    """`make sweep` (sweeps/testbed_quick.sh) as it ships: the testbed model (built if not cached),
+    random / ordered / SEC for 150 steps, then a summary in which ordered climbs level by level and
+    the report with Figure 3."""
+    r = _sweep("sweeps/testbed_quick.sh", tmp_path, timeout=3600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    out = r.stdout
+    assert "mean sampled level per quarter" in out and "wasted" in out and "ID pass@1 first -> last" in out
+    per_run = pd.read_csv(tmp_path / "report" / "per_run.csv").set_index("curriculum")
+    quarters = {c: [float(x) for x in per_run.loc[c, "level by quarter"].split(" / ")] for c in per_run.index}
+    assert quarters["ordered"] == sorted(quarters["ordered"]) and quarters["ordered"][0] < quarters["ordered"][-1]
+    assert len({tuple(q) for q in quarters.values()}) == 3  # the three curricula sampled differently
+    assert (tmp_path / "report" / "figure3.png").exists()
+
+
+@pytest.mark.slow
+def test_the_benchmark_end_to_end(tmp_path):
+    """sweeps/testbed.sh as it ships: 15 runs (random / ordered / SEC x seeds 0-4), then the report with
+    every curriculum minus random paired over 5 seeds, for each compared metric."""
+    r = _sweep("sweeps/testbed.sh", tmp_path, timeout=4 * 3600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    per_cur = pd.read_csv(tmp_path / "report" / "per_curriculum.csv")
+    assert sorted(per_cur["curriculum"]) == ["ordered", "random", "sec"] and (per_cur["seeds"] == 5).all()
+    paired = pd.read_csv(tmp_path / "report" / "paired_vs_random.csv")
+    assert (paired["seeds"] == 5).all() and paired["ci low"].notna().all()
+    for m in ("id pass@1 best", "ood pass@1 best", "id pass@1 final", "ood pass@1 final", "wasted",
+              "rollouts per signal group", "level slope"):  # fmt: skip
+        assert set(paired.loc[paired["metric"] == m, "curriculum"]) == {"ordered", "sec"}, m
+    index = (tmp_path / "report" / "index.md").read_text()
+    assert "![figure3](figure3.png)" in index and "### The curriculum's state over training" in index
