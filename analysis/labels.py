@@ -6,14 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-TASK_LABELS = {
-    "countdown": "Countdown",
-    "zebra": "Zebra",
-    "arc": "ARC-1D",
-    "math": "Math",
-    "puzzles": "Puzzles",
-    "arith": "Arith",
-}
+from sec.tasks.registry import task_labels
+
+#: each task config's display label (``label`` in conf/task/<name>.yaml)
+TASK_LABELS = task_labels()
 SPLIT_LABELS = {"id": "ID", "ood": "OOD", "math500": "MATH500", "amc": "AMC22-23", "aime24": "AIME24"}
 MODEL_LABELS = {"qwen2.5_3b": "3B", "qwen2.5_7b": "7B", "smollm2_135m": "SmolLM2-135M", "tiny": "tiny"}
 CURRICULUM_LABELS = {

@@ -1,7 +1,7 @@
 """Puzzle generation throughput at 1 and 2 (or more) workers: items/s and speed-up.
 
 Generates ``--n`` train items of one level of each task with the project's own generator
-(sec.tasks.puzzles.generate_items: per-item time bound, forked workers) and prints a table.
+(sec.tasks.generation.generate_items: per-item time bound, forked workers) and prints a table.
 Target on a 2-core machine: >= 1.8x at 2 workers.
 
     python benchmarks/data_generation.py [--workers 1 2] [--tasks zebra] [--n countdown=800 zebra=160 arc=4000]
@@ -20,7 +20,8 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sec.tasks.puzzles import generate_items  # noqa: E402
+from sec.tasks.generation import generate_items  # noqa: E402
+from sec.tasks.registry import task_for  # noqa: E402
 from sec.workspace import task_components  # noqa: E402
 
 DEFAULT_N = {"countdown": 800, "zebra": 160, "arc": 4000}
@@ -43,7 +44,7 @@ def main() -> None:
         rates = {}
         for w in args.workers:
             t0 = time.perf_counter()
-            generate_items(task, comp["generator"], args.level, comp["levels"][args.level], n, 0, "train",
+            generate_items(task_for(comp), args.level, comp["levels"][args.level], n, 0, "train",
                            workers=w, progress=False)  # fmt: skip
             rates[w] = n / (time.perf_counter() - t0)
         base = rates[args.workers[0]]

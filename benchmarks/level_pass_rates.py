@@ -60,6 +60,7 @@ def level_pass_rates(overrides: list[str], problems: int, k: int) -> tuple[list[
             temperature=float(e.temperature),
             max_new_tokens=int(e.max_new_tokens),
             batch_size=int(e.batch_size),
+            max_batch_tokens=e.get("max_batch_tokens"),
             max_problems_per_level=problems,
             seed=int(cfg.seed),
             step=0,

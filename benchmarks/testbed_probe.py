@@ -24,22 +24,21 @@ import numpy as np
 
 from sec import testbed
 from sec.evaluate import generate
-from sec.tasks.puzzles import generate_items
+from sec.tasks.generation import generate_items
 from sec.tasks.rewards import puzzle_reward
 
 
 def test_problems(task: dict, level: int, n: int) -> list[dict]:
     """The first ``n`` test records of ``level`` (as the task's test split makes them), bare prompts."""
     rows = generate_items(
-        task["name"], "basic_arithmetic", level, task["levels"][level], n, int(task["seed"]), "test",
-        workers=1, progress=False, prompt_style="bare",
+        task["name"], level, task["levels"][level], n, int(task["seed"]), "test", workers=1, progress=False,
     )  # fmt: skip
     return rows
 
 
 def _score(completion: str, record: dict) -> float:
     """The run's validation score: the last number of the completion equals the answer."""
-    return puzzle_reward(completion, record, train=False, extraction="last_number")
+    return puzzle_reward(completion, record, train=False, format_reward=0.0, extraction="last_number")
 
 
 def probe_level(model, tok, rows: list[dict], k: int, temperature: float) -> dict[str, float]:
@@ -61,7 +60,10 @@ def probe_level(model, tok, rows: list[dict], k: int, temperature: float) -> dic
         "zero_var": float(np.mean((per_problem == 0) | (per_problem == 1))),
         "greedy": float(
             np.mean(
-                [puzzle_reward(g, r, train=False, extraction="last_number") for g, r in zip(greedy, rows, strict=True)]
+                [
+                    puzzle_reward(g, r, train=False, format_reward=0.0, extraction="last_number")
+                    for g, r in zip(greedy, rows, strict=True)
+                ]
             )
         ),
     }

@@ -6,7 +6,8 @@
 #                     machine where the default index only has CUDA builds.
 #   SEC_EXTRAS        project extras (default: dev,verl). `verl` = verl 0.9.1 on this CPU torch
 #                     (the CPU tests of backend=verl need it); a GPU cluster adds `gpu` (vLLM, CUDA
-#                     torch 2.11.0: TORCH_SPEC=torch==2.11.0 SEC_EXTRAS=dev,verl,gpu, see README).
+#                     torch 2.11.0: TORCH_SPEC=torch==2.11.0 SEC_EXTRAS=dev,verl,gpu; then
+#                     `python -m sec.backends.verl.smoke` on one GPU; docs/verl.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

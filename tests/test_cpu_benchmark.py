@@ -60,17 +60,20 @@ def test_unknown_extraction_is_one_clear_error():
     with pytest.raises(ValueError, match="answer extraction must be one of"):
         extract_answer("4", "first_number")
     with pytest.raises(ValueError, match="answer extraction"):
-        puzzle_reward("4", arith("4"), train=True, extraction="first_number")
+        puzzle_reward("4", arith("4"), train=True, extraction="first_number", format_reward=0.0)
 
 
 def test_arith_reward_by_extraction():
     rec = arith("-4")
-    assert puzzle_reward("5 - 9 = -4", rec, train=False, extraction="last_number") == 1.0
-    assert puzzle_reward("5 - 9 = -4", rec, train=False) == 0.0  # the paper's rule wants \boxed{}
-    assert puzzle_reward("\\boxed{-4}", rec, train=False) == 1.0
-    assert puzzle_reward("5 - 9 = 4", rec, train=False, extraction="last_number") == 0.0
-    # exact: reasoning-gym's partial credit (answer contained in a longer text) is not a pass
-    assert puzzle_reward("-4.0", rec, train=False, extraction="last_number") == 0.0
+    assert puzzle_reward("5 - 9 = -4", rec, train=False, extraction="last_number", format_reward=0.0) == 1.0
+    assert (
+        puzzle_reward("5 - 9 = -4", rec, train=False, format_reward=0.0, extraction="boxed") == 0.0
+    )  # the paper's rule wants \boxed{}
+    assert puzzle_reward("\\boxed{-4}", rec, train=False, format_reward=0.0, extraction="boxed") == 1.0
+    assert puzzle_reward("5 - 9 = 4", rec, train=False, extraction="last_number", format_reward=0.0) == 0.0
+    # the value, as a reader reads it (docs/rewards.md): -4.0 is -4, -4.5 is not
+    assert puzzle_reward("-4.0", rec, train=False, extraction="last_number", format_reward=0.0) == 1.0
+    assert puzzle_reward("-4.5", rec, train=False, extraction="last_number", format_reward=0.0) == 0.0
     assert puzzle_reward("5 - 9 = 4", rec, train=True, format_reward=0.1, extraction="last_number") == 0.1
     assert puzzle_reward("no number", rec, train=True, format_reward=0.1, extraction="last_number") == 0.0
 
@@ -100,7 +103,7 @@ def test_arith_levels_have_their_parameters_and_correct_answers(tmp_path: Path):
             value = ops[sign](value, n)
         assert json.loads(row["answer"])["answer"] == str(value)
         assert row["question"].endswith("Give only the final answer inside \\boxed{}.")
-        assert puzzle_reward(f"so it is {value}", row, train=False, extraction="last_number") == 1.0
+        assert puzzle_reward(f"so it is {value}", row, train=False, extraction="last_number", format_reward=0.0) == 1.0
     assert not set(df.loc[df["split"] == "train", "question"]) & set(df.loc[df["split"] == "test", "question"])
 
 

@@ -6,24 +6,21 @@ import json
 
 import numpy as np
 import pytest
+from curricula import build, composed, curriculum_names, two_field_arms
 
-from sec.curriculum import (
-    OrderedCurriculum,
-    RandomCurriculum,
-    SECBandit,
-    arms_of_records,
-    boltzmann,
-    build_curriculum,
-)
+from sec.curriculum import arms_of_records, boltzmann, build_curriculum
 
 # 3 levels of sizes 2 / 3 / 5 -> problem indices 0-1 level 1, 2-4 level 2, 5-9 level 3
 ARMS = [(1,)] * 2 + [(2,)] * 3 + [(3,)] * 5
 
 
-def sec(**kw):
-    base = {"alpha": 0.5, "tau": 1.0, "seed": 0}
-    base.update(kw)
-    return SECBandit(ARMS, ["level"], **base)
+def sec(seed: int = 0, **kw):
+    """conf/curriculum/sec.yaml (alpha 0.5, tau 1.0 unless overridden)."""
+    return build("sec", ARMS, seed=seed, **kw)
+
+
+def probs(policy) -> list[float]:
+    return list(policy.probs().values())
 
 
 def test_boltzmann_matches_formula():
@@ -40,7 +37,7 @@ def test_boltzmann_matches_formula():
 
 
 def test_initial_policy_is_uniform_over_arms():
-    np.testing.assert_allclose(sec().probs(), [1 / 3] * 3)
+    np.testing.assert_allclose(probs(sec()), [1 / 3] * 3)
 
 
 def test_reward_aggregation_over_hand_made_batch():
@@ -48,18 +45,20 @@ def test_reward_aggregation_over_hand_made_batch():
     # rows: two rollouts of problem 0 (level 1), two of problem 3 (level 2), two of problem 4 (level 2)
     rows = [0, 0, 3, 3, 4, 4]
     abs_adv = [1.0, 0.0, 0.5, 0.5, 2.0, 0.0]
-    r = b.arm_rewards(rows, abs_adv)
+    r = b.update(rows, abs_adv)
     assert r == {(1,): 0.5, (2,): 0.75}  # level 3 absent
     with pytest.raises(ValueError):
-        b.arm_rewards([0, 1], [1.0])
+        b.update([0, 1], [1.0])
     with pytest.raises(ValueError):
-        b.arm_rewards([10], [1.0])
+        b.update([10], [1.0])
     with pytest.raises(ValueError):
-        b.arm_rewards([0], [float("nan")])
+        b.update([0], [float("nan")])
+    with pytest.raises(ValueError, match="rewards"):
+        b.update([0], [1.0], [float("inf")])
 
 
 def test_td0_update_sampled_arms_only():
-    b = sec(alpha=0.5, update="sampled")
+    b = sec(alpha=0.5, update_rule="sampled")
     b.q[:] = [0.2, 0.4, 0.6]
     b.update([0, 0, 3, 3, 4, 4], [1.0, 0.0, 0.5, 0.5, 2.0, 0.0])
     # Q <- alpha r + (1 - alpha) Q for sampled arms; level 3 untouched
@@ -67,7 +66,7 @@ def test_td0_update_sampled_arms_only():
 
 
 def test_td0_update_all_arms_decays_absent_arms():
-    b = sec(alpha=0.25, update="all")
+    b = sec(alpha=0.25, update_rule="all")
     b.q[:] = [0.2, 0.4, 0.6]
     b.update([0, 0, 3, 3, 4, 4], [1.0, 0.0, 0.5, 0.5, 2.0, 0.0])
     np.testing.assert_allclose(b.q, [0.25 * 0.5 + 0.75 * 0.2, 0.25 * 0.75 + 0.75 * 0.4, 0.75 * 0.6])
@@ -78,12 +77,14 @@ def test_bad_parameters_raise():
         sec(alpha=0.0)
     with pytest.raises(ValueError, match="tau"):
         sec(tau=-1.0)
-    with pytest.raises(ValueError, match="update"):
-        sec(update="everything")
-    with pytest.raises(ValueError, match="unknown curriculum"):
-        build_curriculum({"name": "sec3d", "arm_fields": ["level"]}, ARMS, total_steps=1, seed=0)
+    with pytest.raises(ValueError, match="update_rule"):
+        sec(update_rule="everything")
+    with pytest.raises(ValueError, match="has no _target_"):  # a config from before _target_
+        build_curriculum({"name": "sec3d", "policy": "sec3d", "arm_fields": ["level"]}, ARMS, total_steps=1, seed=0)
     with pytest.raises(ValueError, match="empty"):
-        SECBandit([], ["level"], alpha=0.5, tau=1.0)
+        build("sec", [])
+    with pytest.raises(ValueError, match="total_steps"):
+        build("ordered", ARMS, total_steps=0)
 
 
 def grpo_advantages(rewards: np.ndarray) -> np.ndarray:
@@ -118,7 +119,7 @@ def test_bandit_moves_toward_the_informative_arm():
         b.update(idx, [1.0 if ARMS[i] == (2,) else 0.0 for i in idx])
     # Q -> (0, 1, 0), so p(level 2) -> e^(1/tau) / (e^(1/tau) + 2)
     assert b.q[1] > 0.99 and b.q[0] < 0.01 and b.q[2] < 0.01
-    assert b.probs()[1] == pytest.approx(np.exp(2) / (np.exp(2) + 2), abs=0.01)
+    assert b.probs()[(2,)] == pytest.approx(np.exp(2) / (np.exp(2) + 2), abs=0.01)
 
 
 def test_sampling_is_per_slot_then_uniform_within_arm():
@@ -132,50 +133,52 @@ def test_sampling_is_per_slot_then_uniform_within_arm():
     assert b.counts.sum() == idx.size
 
 
-@pytest.mark.parametrize("name", ["sec", "random", "ordered", "reverse"])
+@pytest.mark.parametrize("name", curriculum_names())
 def test_seeded_reproducibility_and_state_round_trip(name):
-    cfg = {"name": name, "arm_fields": ["level"], "alpha": 0.5, "tau": 0.7, "update": "sampled"}
+    cfg = composed(name)
+    arms = ARMS if cfg["arm_fields"] == ["level"] else two_field_arms(ARMS)
 
     def run(policy, steps, start=0):
         trace = []
         for s in range(start, start + steps):
             idx = policy.sample(7)
             trace.append(idx.tolist())
-            policy.update(idx, [(i * 0.37 + s) % 1.0 for i in idx])
+            rows = np.repeat(idx, 2)
+            policy.update(rows, [(i * 0.37 + s) % 1.0 for i in rows], [float((i + s) % 3 == 0) for i in rows])
         return trace
 
-    a = build_curriculum(cfg, ARMS, total_steps=10, seed=123)
-    b = build_curriculum(cfg, ARMS, total_steps=10, seed=123)
+    a = build_curriculum(cfg, arms, total_steps=10, seed=123)
+    b = build_curriculum(cfg, arms, total_steps=10, seed=123)
     assert run(a, 4) == run(b, 4)
 
     # save after 4 steps, go on 6 more; a fresh policy restored from the JSON state must match
     state = json.loads(json.dumps(a.state_dict()))
     tail_a = run(a, 6, start=4)
-    c = build_curriculum(cfg, ARMS, total_steps=10, seed=999)  # seed irrelevant once restored
+    c = build_curriculum(cfg, arms, total_steps=10, seed=999)  # seed irrelevant once restored
     c.load_state_dict(state)
     assert run(c, 6, start=4) == tail_a
     assert c.stats() == a.stats()
 
-    other = build_curriculum(cfg, ARMS, total_steps=10, seed=124)
-    assert run(other, 4) != run(build_curriculum(cfg, ARMS, total_steps=10, seed=123), 4)
+    other = build_curriculum(cfg, arms, total_steps=10, seed=124)
+    assert run(other, 4) != run(build_curriculum(cfg, arms, total_steps=10, seed=123), 4)
 
 
 def test_state_of_another_policy_or_arm_set_is_rejected():
     with pytest.raises(ValueError, match="state is for"):
-        sec().load_state_dict(RandomCurriculum(ARMS, ["level"]).state_dict())
+        sec().load_state_dict(build("random", ARMS).state_dict())
     with pytest.raises(ValueError, match="arms"):
-        sec().load_state_dict(SECBandit(ARMS[:5], ["level"], alpha=0.5, tau=1.0).state_dict())
+        sec().load_state_dict(build("sec", ARMS[:5]).state_dict())
 
 
 def test_random_is_uniform_over_problems_without_replacement_per_epoch():
-    r = RandomCurriculum(ARMS, ["level"], seed=1)
+    r = build("random", ARMS, seed=1)
     first_epoch = np.concatenate([r.sample(5), r.sample(5)])
     assert sorted(first_epoch.tolist()) == list(range(10))
-    np.testing.assert_allclose(r.probs(), [0.2, 0.3, 0.5])
+    np.testing.assert_allclose(probs(r), [0.2, 0.3, 0.5])
 
 
 def test_ordered_spends_steps_in_proportion_to_level_size():
-    o = OrderedCurriculum(ARMS, ["level"], total_steps=20, seed=0)
+    o = build("ordered", ARMS, total_steps=20)
     levels = [[ARMS[i][0] for i in o.sample(10)] for _ in range(20)]
     flat = np.array(levels).ravel()
     # shares 0.2 / 0.3 / 0.5 of the 200 slots, non-decreasing, ending on the hardest level
@@ -187,7 +190,7 @@ def test_ordered_spends_steps_in_proportion_to_level_size():
 
 
 def test_reverse_goes_hard_to_easy():
-    o = build_curriculum({"name": "reverse", "arm_fields": ["level"]}, ARMS, total_steps=10, seed=0)
+    o = build("reverse", ARMS, total_steps=10)
     flat = np.array([ARMS[i][0] for _ in range(10) for i in o.sample(10)])
     assert np.all(np.diff(flat) <= 0) and flat[0] == 3 and flat[-1] == 1
     np.testing.assert_allclose([np.mean(flat == k) for k in (1, 2, 3)], [0.2, 0.3, 0.5])
@@ -196,12 +199,12 @@ def test_reverse_goes_hard_to_easy():
 def test_two_field_arms_and_difficulty():
     records = [{"task": t, "level": lv} for t in ("countdown", "zebra") for lv in (1, 2, 3) for _ in range(2)]
     arms = arms_of_records(records, ["task", "level"])
-    b = SECBandit(arms, ["task", "level"], alpha=0.5, tau=1.0)
+    b = build("sec_2d", arms)
     assert b.num_arms == 6 and b.arms[0] == ("countdown", 1)
     assert b.difficulty([0, 1, 10, 11]) == pytest.approx(2.0)
     assert "curriculum/zebra-3/q" in b.stats()
     # ordered over (task, level) arms groups by level: both tasks' level 1 first
-    o = OrderedCurriculum(arms, ["task", "level"], total_steps=3, seed=0)
+    o = build("ordered", arms, "curriculum.arm_fields=[task,level]", total_steps=3)
     assert {records[i]["level"] for i in o.sample(6)} == {1}
     with pytest.raises(KeyError, match="lack"):
         arms_of_records([{"level": 1}], ["task", "level"])

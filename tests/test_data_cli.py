@@ -12,8 +12,9 @@ import reasoning_gym
 from hydra import compose, initialize_config_dir
 
 from conftest import CONF, ROOT
+from sec.tasks import cache as task_cache
 from sec.tasks import data as task_data
-from sec.tasks import puzzles
+from sec.tasks import generation
 from sec.tasks.data import cache_key, check_task_data, load_task_data, manifest_path
 from sec.workspace import task_components
 
@@ -26,16 +27,16 @@ def tiny_task(name: str = "countdown") -> dict:
 
 def test_interrupted_generation_resumes_from_its_shards(tmp_path, monkeypatch, caplog):
     task = tiny_task()
-    real = puzzles.generate_items
+    real = generation.generate_items
     calls = []
 
     def dies_on_third_shard(*args, **kwargs):
-        calls.append(args[6])  # split
+        calls.append(args[5])  # split
         if len(calls) == 3:
             raise KeyboardInterrupt  # the job is killed mid-generation
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(puzzles, "generate_items", dies_on_third_shard)
+    monkeypatch.setattr(generation, "generate_items", dies_on_third_shard)
     with pytest.raises(KeyboardInterrupt):
         load_task_data(task, tmp_path / "a")
     shards = tmp_path / "a" / "countdown" / f"{cache_key(task)}.shards"
@@ -43,7 +44,7 @@ def test_interrupted_generation_resumes_from_its_shards(tmp_path, monkeypatch, c
         "test-L1.parquet", "test-L1.stats.json", "test-L2.parquet", "test-L2.stats.json"
     ]  # fmt: skip
 
-    monkeypatch.setattr(puzzles, "generate_items", real)
+    monkeypatch.setattr(generation, "generate_items", real)
     caplog.set_level("INFO", logger="sec.tasks")
     resumed = load_task_data(task, tmp_path / "a")
     assert caplog.text.count("(resumed)") == 2 and not shards.exists()
@@ -57,18 +58,18 @@ def test_interrupted_generation_resumes_from_its_shards(tmp_path, monkeypatch, c
     # a shard read back keeps the stats of the attempt that generated it
     assert entries[("test", 1)]["seconds"] > 0 and entries[("test", 1)]["workers"] >= 1
     assert entries[("train", 2)]["rows"] == task["train_per_level"]
-    assert entries[("train", 2)]["seed"] == puzzles.derive_seed(task["seed"], "countdown", 2, "train")
+    assert entries[("train", 2)]["seed"] == generation.derive_seed(task["seed"], "countdown", 2, "train")
     assert all(len(e["sha256"]) == 64 for e in entries.values()) and manifest["skipped_items"] == 0
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_level_killed_midway_resumes_within_the_level(tmp_path, monkeypatch, workers):
     task = dict(tiny_task(), train_per_level=40, test_per_level=2, gen_workers=workers)
-    real = puzzles.generate_items
+    real = generation.generate_items
     saved = []
 
     def killed_after_two_saves(*args, **kwargs):
-        if args[6] != "train" or args[2] != 2:
+        if args[5] != "train" or args[1] != 2:
             return real(*args, **kwargs)
         save = kwargs["on_progress"]
 
@@ -81,14 +82,14 @@ def test_a_level_killed_midway_resumes_within_the_level(tmp_path, monkeypatch, w
         kwargs.update(on_progress=save_then_die, progress_every=10)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(puzzles, "generate_items", killed_after_two_saves)
+    monkeypatch.setattr(generation, "generate_items", killed_after_two_saves)
     with pytest.raises(KeyboardInterrupt):
         load_task_data(task, tmp_path / "a")
     shards = tmp_path / "a" / "countdown" / f"{cache_key(task)}.shards"
     assert saved == [10, 20] and (shards / "train-L2.partial.parquet").exists()
     assert json.loads((shards / "train-L2.partial.json").read_text())["rows"] == 20
 
-    monkeypatch.setattr(puzzles, "generate_items", real)
+    monkeypatch.setattr(generation, "generate_items", real)
     resumed = load_task_data(task, tmp_path / "a")
     assert not shards.exists()
     assert resumed.equals(load_task_data(task, tmp_path / "b"))  # as if never interrupted
@@ -97,8 +98,8 @@ def test_a_level_killed_midway_resumes_within_the_level(tmp_path, monkeypatch, w
 
 
 def test_partial_shard_ahead_of_its_state_is_cut_back(tmp_path):
-    rows = puzzles.generate_items("countdown", "countdown", 1, {"min_numbers": 3, "max_numbers": 3}, 6, 1, "train")
-    partial = task_data._Partial(tmp_path / "train-L1.partial")
+    rows = generation.generate_items("countdown", 1, {"min_numbers": 3, "max_numbers": 3}, 6, 1, "train")
+    partial = task_cache.Partial(tmp_path / "train-L1.partial")
     partial.save({"records": rows[:4], "next_index": 4, "skipped": [], "dropped": 0, "seconds": 1.0})
     state = partial.state.read_text()
     partial.save({"records": rows, "next_index": 6, "skipped": [], "dropped": 0, "seconds": 2.0})

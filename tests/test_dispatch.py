@@ -88,7 +88,7 @@ def test_a_failed_job_is_reported_by_its_error_line(tmp_path):
     job = executor.submit(generate_shard, {"name": "broken"}, tmp_path, "test", 1)
     with pytest.raises(submitit.core.utils.FailedJobError) as failure:
         job.result()
-    assert first_line(failure.value).startswith("ValueError: task config is missing field(s) ['generator'")
+    assert first_line(failure.value).startswith("ValueError: unknown task 'broken': cannot import module")
     assert first_line(RuntimeError("one\ntwo")) == "RuntimeError: one"
     # submitit's handler raising inside the job (a cancel that lands after it is installed)
     in_job = submitit.core.utils.FailedJobError(

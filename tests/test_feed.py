@@ -1,13 +1,14 @@
-"""The engine-side glue: token-mean |A| and the draw/feed cycle."""
+"""The glue between a policy and an engine (sec/curriculum/feed.py): token-mean |A| and the
+draw/feed cycle."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from curricula import build
 
-from sec.backends.feed import CurriculumFeed, token_mean_abs
-from sec.curriculum import SECBandit
+from sec.curriculum import CurriculumFeed, token_mean_abs
 
 
 def test_token_mean_abs_sequence_and_token_advantages():
@@ -28,7 +29,7 @@ def test_token_mean_abs_sequence_and_token_advantages():
 
 def test_feed_draws_then_updates_and_reports_stats():
     problems = [{"level": lv} for lv in (1, 1, 2, 2, 3, 3)]
-    policy = SECBandit([(p["level"],) for p in problems], ["level"], alpha=0.5, tau=1.0, seed=0)
+    policy = build("sec", [(p["level"],) for p in problems])
     feed = CurriculumFeed(policy, problems)
     idx = feed.draw(4)
     rows = np.repeat(idx, 2)
@@ -40,3 +41,46 @@ def test_feed_draws_then_updates_and_reports_stats():
     if any(problems[i]["level"] == 2 for i in idx):
         assert stats["curriculum/2/q"] == pytest.approx(0.5) and stats["curriculum/2/reward"] == 1.0
     assert feed.pop_stats() == stats and feed.pop_stats() == {}
+
+
+def test_feed_hands_recorded_rewards_to_reward_based_policies():
+    problems = [{"level": lv} for lv in (1, 1, 2, 2, 3, 3)]
+    policy = build("sec_success", [(p["level"],) for p in problems], alpha=1.0)
+    feed = CurriculumFeed(policy, problems)
+    idx = feed.draw(3)
+    rows = np.repeat(idx, 2)
+    feed.record_rewards([1.0, 0.1] * 3)  # one success per group of 2: p = 1/2, r = 2 sqrt(1/4) = 1
+    stats = feed.feed(rows, np.zeros(rows.size))
+    for lv in {problems[i]["level"] for i in idx}:
+        assert stats[f"curriculum/{lv}/reward"] == pytest.approx(1.0) and stats[f"curriculum/{lv}/q"] == 1.0
+    # the recorded rewards are used once: the next feed without rewards is refused by the objective
+    feed.draw(3)
+    with pytest.raises(ValueError, match="task reward"):
+        feed.feed(rows, np.zeros(rows.size))
+    feed.record_rewards([1.0])
+    with pytest.raises(ValueError, match="1 recorded rewards for 6 rollouts"):
+        feed.feed(rows, np.zeros(rows.size))
+
+
+def test_difficulty_falls_back_to_the_records_when_it_is_no_arm_field():
+    problems = [{"task": t, "level": lv} for t in ("a", "b") for lv in (1, 2, 3)]
+    policy = build("random", [(p["task"],) for p in problems], "curriculum.arm_fields=[task]")
+    feed = CurriculumFeed(policy, problems)
+    idx = feed.draw(4)
+    assert feed.pop_stats()["curriculum/sampled_level_mean"] == pytest.approx(
+        np.mean([problems[i]["level"] for i in idx])
+    )
+    # no numeric difficulty anywhere: no key
+    feed = CurriculumFeed(policy, problems, difficulty_field="task")
+    feed.draw(2)
+    assert "curriculum/sampled_level_mean" not in feed.pop_stats()
+
+
+def test_feed_module_imports_no_engine():
+    import subprocess
+    import sys
+
+    engines = "('torch', 'trl', 'verl', 'transformers')"
+    code = f"import sys, sec.curriculum; print(sorted(m for m in {engines} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

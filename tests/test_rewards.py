@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
 
 import pytest
@@ -10,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sec.tasks import extract_last_boxed, is_correct, puzzle_reward
-from sec.tasks.rewards import countdown_correct
+from sec.tasks.answers import extract_last_number
+from sec.tasks.countdown import countdown_correct
 
 COUNTDOWN = {
     "task": "countdown",
@@ -90,15 +93,39 @@ def test_countdown_correct(expr: str, numbers: list[int], target: int, ok: bool)
 
 
 def test_countdown_reward() -> None:
-    assert puzzle_reward(boxed("91 + 17 + 5"), COUNTDOWN, train=True) == 1.0
-    assert puzzle_reward(boxed("91 + 17 + 5"), COUNTDOWN, train=False) == 1.0
-    assert puzzle_reward(boxed("91 * 17 * 5"), COUNTDOWN, train=True) == pytest.approx(0.1)
-    assert puzzle_reward(boxed("9**9**9"), COUNTDOWN, train=True) == pytest.approx(0.1)
-    assert puzzle_reward(boxed("91 * 17 * 5"), COUNTDOWN, train=False) == 0.0
-    assert puzzle_reward("91 + 17 + 5", COUNTDOWN, train=True) == 0.0  # no box, no format reward
+    assert puzzle_reward(boxed("91 + 17 + 5"), COUNTDOWN, train=True, format_reward=0.1, extraction="boxed") == 1.0
+    assert puzzle_reward(boxed("91 + 17 + 5"), COUNTDOWN, train=False, format_reward=0.1, extraction="boxed") == 1.0
+    assert puzzle_reward(
+        boxed("91 * 17 * 5"), COUNTDOWN, train=True, format_reward=0.1, extraction="boxed"
+    ) == pytest.approx(0.1)
+    assert puzzle_reward(
+        boxed("9**9**9"), COUNTDOWN, train=True, format_reward=0.1, extraction="boxed"
+    ) == pytest.approx(0.1)
+    assert puzzle_reward(boxed("91 * 17 * 5"), COUNTDOWN, train=False, format_reward=0.1, extraction="boxed") == 0.0
+    assert (
+        puzzle_reward("91 + 17 + 5", COUNTDOWN, train=True, format_reward=0.1, extraction="boxed") == 0.0
+    )  # no box, no format reward
     # the last box counts
-    assert puzzle_reward("\\boxed{91 + 17 + 5} no wait \\boxed{91 - 17}", COUNTDOWN, train=False) == 0.0
-    assert puzzle_reward("\\boxed{91 - 17} no wait \\boxed{91 + 17 + 5}", COUNTDOWN, train=False) == 1.0
+    assert (
+        puzzle_reward(
+            "\\boxed{91 + 17 + 5} no wait \\boxed{91 - 17}",
+            COUNTDOWN,
+            train=False,
+            format_reward=0.1,
+            extraction="boxed",
+        )
+        == 0.0
+    )
+    assert (
+        puzzle_reward(
+            "\\boxed{91 - 17} no wait \\boxed{91 + 17 + 5}",
+            COUNTDOWN,
+            train=False,
+            format_reward=0.1,
+            extraction="boxed",
+        )
+        == 1.0
+    )
 
 
 # ---------------------------------------------------------------------------------------- zebra / arc
@@ -106,31 +133,40 @@ def test_countdown_reward() -> None:
 
 def test_zebra_reward() -> None:
     for name in ("arnold", "Arnold", " ARNOLD\n"):
-        assert puzzle_reward(boxed(name), ZEBRA, train=False) == 1.0
-    assert puzzle_reward(boxed("bob"), ZEBRA, train=True) == pytest.approx(0.1)
-    assert puzzle_reward(boxed("bob"), ZEBRA, train=False) == 0.0
-    assert puzzle_reward(boxed("arnold and bob"), ZEBRA, train=False) == 0.0
-    assert puzzle_reward("The answer is Arnold.", ZEBRA, train=True) == 0.0
+        assert puzzle_reward(boxed(name), ZEBRA, train=False, format_reward=0.1, extraction="boxed") == 1.0
+    assert puzzle_reward(boxed("bob"), ZEBRA, train=True, format_reward=0.1, extraction="boxed") == pytest.approx(0.1)
+    assert puzzle_reward(boxed("bob"), ZEBRA, train=False, format_reward=0.1, extraction="boxed") == 0.0
+    assert puzzle_reward(boxed("arnold and bob"), ZEBRA, train=False, format_reward=0.1, extraction="boxed") == 0.0
+    assert puzzle_reward("The answer is Arnold.", ZEBRA, train=True, format_reward=0.1, extraction="boxed") == 0.0
 
 
 def test_arc_reward() -> None:
-    assert puzzle_reward(boxed("8 9 4 0 0 0 0 1 6 7"), ARC, train=False) == 1.0
-    assert puzzle_reward(boxed("\n8 9 4  0 0 0 0 1 6\n7 "), ARC, train=False) == 1.0  # whitespace runs
-    assert puzzle_reward(boxed("8 9 4 0 0 0 0 1 6 6"), ARC, train=True) == pytest.approx(0.1)
+    assert puzzle_reward(boxed("8 9 4 0 0 0 0 1 6 7"), ARC, train=False, format_reward=0.1, extraction="boxed") == 1.0
+    assert (
+        puzzle_reward(boxed("\n8 9 4  0 0 0 0 1 6\n7 "), ARC, train=False, format_reward=0.1, extraction="boxed") == 1.0
+    )  # whitespace runs
+    assert puzzle_reward(
+        boxed("8 9 4 0 0 0 0 1 6 6"), ARC, train=True, format_reward=0.1, extraction="boxed"
+    ) == pytest.approx(0.1)
     # reasoning-gym gives partial credit (< 1) when the reference is contained: still wrong
-    assert puzzle_reward(boxed("8 9 4 0 0 0 0 1 6 7 0"), ARC, train=False) == 0.0
-    assert puzzle_reward(boxed("[8, 9, 4, 0, 0, 0, 0, 1, 6, 7]"), ARC, train=False) == 0.0
+    assert puzzle_reward(boxed("8 9 4 0 0 0 0 1 6 7 0"), ARC, train=False, format_reward=0.1, extraction="boxed") == 0.0
+    assert (
+        puzzle_reward(boxed("[8, 9, 4, 0, 0, 0, 0, 1, 6, 7]"), ARC, train=False, format_reward=0.1, extraction="boxed")
+        == 0.0
+    )
 
 
 def test_format_reward_only_in_training() -> None:
     wrong = boxed("definitely wrong")
     for record in RECORDS:
-        assert puzzle_reward(wrong, record, train=True) == pytest.approx(0.1)
-        assert puzzle_reward(wrong, record, train=True, format_reward=0.25) == pytest.approx(0.25)
-        assert puzzle_reward(wrong, record, train=False) == 0.0
-        assert puzzle_reward(wrong, record, train=False, format_reward=0.25) == 0.0
-        assert puzzle_reward("\\boxed{}", record, train=True) == pytest.approx(0.1)
-        assert puzzle_reward("\\boxed{unbalanced", record, train=True) == 0.0
+        assert puzzle_reward(wrong, record, train=True, format_reward=0.1, extraction="boxed") == pytest.approx(0.1)
+        assert puzzle_reward(wrong, record, train=True, format_reward=0.25, extraction="boxed") == pytest.approx(0.25)
+        assert puzzle_reward(wrong, record, train=False, format_reward=0.1, extraction="boxed") == 0.0
+        assert puzzle_reward(wrong, record, train=False, format_reward=0.25, extraction="boxed") == 0.0
+        assert puzzle_reward("\\boxed{}", record, train=True, format_reward=0.1, extraction="boxed") == pytest.approx(
+            0.1
+        )
+        assert puzzle_reward("\\boxed{unbalanced", record, train=True, format_reward=0.1, extraction="boxed") == 0.0
 
 
 def test_is_correct_task_names() -> None:
@@ -145,9 +181,15 @@ def test_is_correct_task_names() -> None:
 
 def test_bad_record_raises() -> None:
     with pytest.raises(ValueError, match="unknown puzzle task"):
-        puzzle_reward("\\boxed{1}", {"task": "chess", "answer": json.dumps({"answer": "1"})}, train=True)
+        puzzle_reward(
+            "\\boxed{1}",
+            {"task": "chess", "answer": json.dumps({"answer": "1"})},
+            train=True,
+            format_reward=0.1,
+            extraction="boxed",
+        )
     with pytest.raises(ValueError, match="JSON object"):
-        puzzle_reward("\\boxed{1}", {"task": "zebra", "answer": 5}, train=True)
+        puzzle_reward("\\boxed{1}", {"task": "zebra", "answer": 5}, train=True, format_reward=0.1, extraction="boxed")
 
 
 # ---------------------------------------------------------------------------------------------- fuzz
@@ -164,7 +206,7 @@ FUZZ_TEXT = st.one_of(st.text(), st.lists(st.one_of(FRAGMENTS, st.text(max_size=
 def test_fuzz_never_raises(text: str, train: bool) -> None:
     extract_last_boxed(text)
     for record in RECORDS:
-        reward = puzzle_reward(text, record, train=train)
+        reward = puzzle_reward(text, record, train=train, format_reward=0.1, extraction="boxed")
         assert reward in ((0.0, 0.1, 1.0) if train else (0.0, 1.0))
 
 
@@ -174,4 +216,131 @@ def test_fuzz_boxed_answers(inner: str) -> None:
     for record in RECORDS:
         answer = json.loads(record["answer"])
         assert isinstance(is_correct(record["task"], inner, answer), bool)
-        assert puzzle_reward(f"\\boxed{{{inner}}}", record, train=False) in (0.0, 1.0)
+        assert puzzle_reward(f"\\boxed{{{inner}}}", record, train=False, format_reward=0.1, extraction="boxed") in (
+            0.0,
+            1.0,
+        )
+
+
+# ------------------------------------------------------------------------ issue 15: hostile and odd answers
+
+
+def test_a_line_break_inside_the_boxed_countdown_expression_is_whitespace() -> None:
+    assert (
+        puzzle_reward("so \\boxed{91 +\n17 + 5}", COUNTDOWN, train=True, format_reward=0.1, extraction="boxed") == 1.0
+    )
+    assert countdown_correct("91 +\n17\t+ 5", [5, 17, 91], 113)
+    assert countdown_correct("(91\n+ 17)\n+ 5\n", [5, 17, 91], 113)
+
+
+ARITH = {"task": "arith", "answer": json.dumps({"generator": "basic_arithmetic", "answer": "-4"})}
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("so it is \u22124", "-4"),  # Unicode minus sign
+        ("\u22124", "-4"),
+        ("the total is 1,234 apples", "1234"),  # thousands separators
+        ("1,234,567.5", "1234567.5"),
+        ("1{,}234", "1234"),
+        ("it is 1e3", "1000"),  # scientific notation
+        ("1.5E-3", "0.0015"),
+        ("3 \\times 10^{2}", "300"),  # LaTeX powers of ten
+        ("-3\\cdot 10^2", "-300"),
+        ("10^{3}", "1000"),
+        ("2^{10} = 1024", "1024"),
+        ("so 2^{10}", "1024"),
+        ("-4.0", "-4"),  # the value, not the spelling
+        ("1,2,3", "3"),  # a list, not a thousands group
+        ("f(1, 234)", "234"),
+        ("5 - 9 = -4", "-4"),  # unchanged: a minus after a word character is an operator
+        ("9-3", "3"),
+        ("x2 then 7", "7"),
+        ("1/3", "3"),
+    ],
+)
+def test_last_number_reads_what_a_reader_reads(text: str, number: str) -> None:
+    assert extract_last_number(text) == number
+
+
+@pytest.mark.parametrize("text", ["1e99999", "9^{9999}", "10^{-99999}", "7" * 5000])
+def test_last_number_of_huge_values_is_quick_and_never_their_digits(text: str) -> None:
+    start = time.perf_counter()
+    got = extract_last_number(text)
+    assert time.perf_counter() - start < 0.5
+    assert got is not None and len(got) <= 5000
+
+
+@pytest.mark.parametrize(
+    ("completion", "reward"),
+    [
+        ("5 - 9 = \u22124", 1.0),
+        ("\u22124", 1.0),
+        ("it is -4.0", 1.0),
+        ("-4e0", 1.0),
+        ("-0.4 \\times 10^{1}", 1.0),
+        ("5 - 9 = 4", 0.0),
+        ("-4.5", 0.0),
+    ],
+)
+def test_arith_scores_numbers_as_a_reader_would(completion: str, reward: float) -> None:
+    assert puzzle_reward(completion, ARITH, train=False, format_reward=0.0, extraction="last_number") == reward
+    big = {**ARITH, "answer": json.dumps({"generator": "basic_arithmetic", "answer": "1234"})}
+    assert puzzle_reward("1,234", big, train=False, format_reward=0.0, extraction="last_number") == 1.0
+    assert puzzle_reward("\\boxed{1,234}", big, train=False, format_reward=0.0, extraction="boxed") == 1.0
+    assert puzzle_reward("\\boxed{1.234e3}", big, train=False, format_reward=0.0, extraction="boxed") == 1.0
+
+
+def test_reward_constants_have_no_hidden_default() -> None:
+    with pytest.raises(TypeError, match="format_reward"):
+        puzzle_reward("\\boxed{1}", ZEBRA, train=True, extraction="boxed")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="extraction"):
+        puzzle_reward("\\boxed{1}", ZEBRA, train=True, format_reward=0.1)  # type: ignore[call-arg]
+
+
+NUMBER_FRAGMENTS = st.sampled_from(
+    ["-", "\u2212", "4", "1,234", ",", "{,}", "\\,", "e", "E", "1e3", "e-9", ".", "5", "\\times", "\\cdot", "10",
+     "^", "{", "}", "^{", "9999", "-9999", " ", "x", "=", "\\boxed{", "\u2009", "0"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(), st.lists(NUMBER_FRAGMENTS, max_size=60).map("".join)), train=st.booleans())
+def test_fuzz_last_number_is_quick_and_consistent(text: str, train: bool) -> None:
+    start = time.perf_counter()
+    number = extract_last_number(text)
+    reward = puzzle_reward(text, ARITH, train=train, format_reward=0.1, extraction="last_number")
+    assert time.perf_counter() - start < 0.5
+    assert reward in ((0.0, 0.1, 1.0) if train else (0.0, 1.0))
+    assert (number is None) == (re.search(r"\d", text) is None)  # any decimal digit, as a reader reads it
+    if number is not None and reward == 1.0:
+        assert number == "-4"
+
+
+MATH_FRAGMENTS = st.sampled_from(
+    ["9^{", "9", "}", "!", "\\binom{", "10^{10}", "}{", "\\frac{", "(", ")", "x", "+", "-", "\\sqrt{", "1/2",
+     "0.5", "\\infty", "\\left(", "\\right)", "^", "{", ",", "\\pi", "e", "10^{10^{10}}", " "]
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(inner=st.lists(MATH_FRAGMENTS, max_size=12).map("".join))
+def test_fuzz_math_answers_end_in_bounded_time_from_a_thread(inner: str) -> None:
+    from sec.tasks.math import VERIFY_TIMEOUT_S, VERIFY_WAIT_S, verifier_pool
+
+    assert verifier_pool().wait_ready(120)  # the bound holds once the pool has started (docs/rewards.md)
+    record = {"task": "math", "answer": json.dumps({"generator": "math", "answer": "\\frac{1}{2}"})}
+    out: list[tuple[float, float]] = []
+
+    def score() -> None:
+        start = time.perf_counter()
+        reward = puzzle_reward(f"\\boxed{{{inner}}}", record, train=True, format_reward=0.0, extraction="boxed")
+        out.append((reward, time.perf_counter() - start))
+
+    thread = threading.Thread(target=score)
+    thread.start()
+    thread.join(30)
+    assert out, f"no reward within 30 s for {inner!r}"
+    (reward, seconds) = out[0]
+    assert reward in (0.0, 1.0) and seconds < VERIFY_WAIT_S + VERIFY_TIMEOUT_S + 0.5, (inner, seconds)

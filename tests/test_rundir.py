@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from curricula import build
 
 from sec import rundir
-from sec.curriculum import build_curriculum
 
 
 def _policy(seed: int = 0):
-    cfg = {"name": "sec", "arm_fields": ["level"], "alpha": 0.5, "tau": 1.0}
-    return build_curriculum(cfg, [(1,), (2,), (3,)] * 4, total_steps=10, seed=seed)
+    return build("sec", [(1,), (2,), (3,)] * 4, seed=seed)
 
 
 def _ckpt(root, engine, step, complete):

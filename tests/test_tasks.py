@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import sec.tasks.puzzles as puzzles
+import sec.tasks.generation as generation
+import sec.tasks.timed_items as timed_items
 from sec.tasks import (
     RECORD_COLUMNS,
     TINYZERO_TEMPLATE,
@@ -140,7 +141,7 @@ def test_zebra_levels_and_prompt(frames: dict[str, pd.DataFrame]) -> None:
 
 def test_zebra_ood_level(tmp_path: Path) -> None:
     level = CONFIGS["zebra"]["levels"][4]
-    (row,) = generate_items("zebra", "zebra_puzzles", 4, level, 1, 12, "test", progress=False)
+    (row,) = generate_items("zebra", 4, level, 1, 12, "test", progress=False)
     assert json.loads(row["metadata"])["difficulty"] == {"num_people": 6, "num_characteristics": 6}
     assert "There are 6 houses" in row["question"]
     answer = json.loads(row["answer"])
@@ -168,8 +169,10 @@ def test_reference_answers_are_correct(frames: dict[str, pd.DataFrame]) -> None:
             answer = json.loads(row["answer"])
             assert is_correct(row["task"], answer["answer"], answer), row["id"]
             completion = f"reasoning ... \\boxed{{{answer['answer']}}}"
-            assert puzzle_reward(completion, row, train=False) == 1.0
-            assert puzzle_reward(completion + " \\boxed{0}", row, train=True) == pytest.approx(0.1)
+            assert puzzle_reward(completion, row, train=False, format_reward=0.1, extraction="boxed") == 1.0
+            assert puzzle_reward(
+                completion + " \\boxed{0}", row, train=True, format_reward=0.1, extraction="boxed"
+            ) == pytest.approx(0.1)
 
 
 # ------------------------------------------------------------------------------- determinism / splits
@@ -197,7 +200,7 @@ def test_train_test_disjoint(frames: dict[str, pd.DataFrame]) -> None:
 
 
 def test_excluded_questions_are_dropped_and_counted(caplog: pytest.LogCaptureFixture) -> None:
-    args = ("arc", "arc_1d", 1, CONFIGS["arc"]["levels"][1], 4, 5, "train")
+    args = ("arc", 1, CONFIGS["arc"]["levels"][1], 4, 5, "train")
     base = generate_items(*args, progress=False)
     caplog.set_level(logging.INFO, logger="sec.tasks")
     out = generate_items(*args, exclude_questions={base[1]["question"]}, progress=False)
@@ -216,8 +219,8 @@ def test_cache_hit_does_not_regenerate(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("regenerated despite a cached file")
 
-    monkeypatch.setattr(puzzles, "generate_items", boom)
-    monkeypatch.setattr(puzzles, "_make_dataset", boom)
+    monkeypatch.setattr(generation, "generate_items", boom)
+    monkeypatch.setattr(timed_items, "_make_dataset", boom)
     caplog.set_level(logging.INFO, logger="sec.tasks")
     for name, cfg in CONFIGS.items():
         pd.testing.assert_frame_equal(load_task_data(cfg, data_root), frames[name])
@@ -259,14 +262,14 @@ def test_unreadable_cache_is_regenerated(tmp_path: Path, caplog: pytest.LogCaptu
 def test_concurrent_loads_generate_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = {**CONFIGS["countdown"], "train_per_level": 3, "test_per_level": 2}
     calls: list[int] = []
-    real = puzzles.generate_items
+    real = generation.generate_items
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         time.sleep(0.05)  # widen the race window
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(puzzles, "generate_items", counting)
+    monkeypatch.setattr(generation, "generate_items", counting)
     results: list[pd.DataFrame] = []
     threads = [threading.Thread(target=lambda: results.append(load_task_data(cfg, tmp_path))) for _ in range(3)]
     for thread in threads:
@@ -336,8 +339,8 @@ class _Hanging:
 
 
 def _patch_hanging(monkeypatch: pytest.MonkeyPatch, hang: set[int] | None) -> None:
-    make = puzzles._make_dataset
-    monkeypatch.setattr(puzzles, "_make_dataset", lambda *a: _Hanging(make(*a), hang))
+    make = timed_items._make_dataset
+    monkeypatch.setattr(timed_items, "_make_dataset", lambda *a: _Hanging(make(*a), hang))
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -348,13 +351,13 @@ def test_hanging_items_are_skipped_and_logged(
     _patch_hanging(monkeypatch, {1, 3})
     caplog.set_level(logging.INFO, logger="sec.tasks")
     start = time.perf_counter()
-    out = generate_items("countdown", "countdown", 1, level, 4, 3, "train", item_timeout_s=0.2, workers=workers)
+    out = generate_items("countdown", 1, level, 4, 3, "train", item_timeout_s=0.2, workers=workers)
     assert time.perf_counter() - start < 10
     assert [json.loads(r["metadata"])["source_index"] for r in out] == [0, 2, 4, 5]
     assert [r["id"] for r in out] == [f"countdown/train/L1/{k:05d}" for k in range(4)]
     assert "2 reasoning-gym items skipped" in caplog.text
     monkeypatch.undo()
-    plain = generate_items("countdown", "countdown", 1, level, 6, 3, "train", workers=1, progress=False)
+    plain = generate_items("countdown", 1, level, 6, 3, "train", workers=1, progress=False)
     assert [r["question"] for r in out] == [plain[i]["question"] for i in (0, 2, 4, 5)]
 
 
@@ -362,7 +365,7 @@ def test_always_hanging_generator_gives_up(monkeypatch: pytest.MonkeyPatch) -> N
     _patch_hanging(monkeypatch, None)
     start = time.perf_counter()
     with pytest.raises(ItemGenerationError, match="5 in a row"):
-        generate_items("arc", "arc_1d", 1, CONFIGS["arc"]["levels"][1], 50, 3, "test", item_timeout_s=0.1)
+        generate_items("arc", 1, CONFIGS["arc"]["levels"][1], 50, 3, "test", item_timeout_s=0.1)
     assert time.perf_counter() - start < 5
 
 
@@ -370,13 +373,13 @@ def test_real_arc_hang_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     # reasoning-gym 0.1.25 arc_1d 'recolor_blocks_from_palette' never returns for some seeds at size 60
     caplog.set_level(logging.INFO, logger="sec.tasks")
     kwargs = {"min_size": 60, "max_size": 60, "num_train": 3}
-    out = generate_items("arc", "arc_1d", 9, kwargs, 100, 1, "test", item_timeout_s=0.25, progress=False)
+    out = generate_items("arc", 9, kwargs, 100, 1, "test", item_timeout_s=0.25, progress=False)
     assert len(out) == 100
     assert "skipped reasoning-gym item 70 (timed out after 0.25 s of CPU time)" in caplog.text
 
 
 def test_workers_and_threads_give_the_same_items() -> None:
-    args = ("countdown", "countdown", 2, CONFIGS["countdown"]["levels"][2], 12, 7, "train")
+    args = ("countdown", 2, CONFIGS["countdown"]["levels"][2], 12, 7, "train")
     inline = generate_items(*args, workers=1, progress=False)
     assert generate_items(*args, workers=2, progress=False) == inline
     result: list[Any] = []
@@ -409,12 +412,12 @@ def test_time_bound_is_cpu_time_not_wall_time(monkeypatch: pytest.MonkeyPatch) -
                 time.sleep(0.5)
             return self.real[idx]
 
-    make = puzzles._make_dataset
-    monkeypatch.setattr(puzzles, "_make_dataset", lambda *a: Waiting(make(*a)))
+    make = timed_items._make_dataset
+    monkeypatch.setattr(timed_items, "_make_dataset", lambda *a: Waiting(make(*a)))
     for workers in (1, 2):
         stats: dict[str, Any] = {}
         out = generate_items(
-            "countdown", "countdown", 1, CONFIGS["countdown"]["levels"][1], 3, 3, "train",
+            "countdown", 1, CONFIGS["countdown"]["levels"][1], 3, 3, "train",
             item_timeout_s=0.2, workers=workers, progress=False, stats=stats,
         )  # fmt: skip
         assert stats["skipped"] == 0 and [json.loads(r["metadata"])["source_index"] for r in out] == [0, 1, 2]
@@ -422,10 +425,10 @@ def test_time_bound_is_cpu_time_not_wall_time(monkeypatch: pytest.MonkeyPatch) -
 
 def test_dynamic_dispatch_keeps_index_order(monkeypatch: pytest.MonkeyPatch) -> None:
     # 3 workers, chunk 4: slow chunks come back late and must be reordered into index order
-    args = ("countdown", "countdown", 1, CONFIGS["countdown"]["levels"][1], 200, 11, "train")
+    args = ("countdown", 1, CONFIGS["countdown"]["levels"][1], 200, 11, "train")
     inline = generate_items(*args, workers=1, progress=False)
-    make = puzzles._make_dataset
-    monkeypatch.setattr(puzzles, "_make_dataset", lambda *a: _Uneven(make(*a)))
+    make = timed_items._make_dataset
+    monkeypatch.setattr(timed_items, "_make_dataset", lambda *a: _Uneven(make(*a)))
     assert generate_items(*args, workers=3, progress=False) == inline
 
 

@@ -58,7 +58,10 @@ def test_levels_are_two_term_sums_and_differences_with_bare_prompts(data):
             assert op in ops[level] and max(a, b) <= 10 ** digits[level]
             expected = a + b if op == "+" else a - b
             assert json.loads(r.answer)["answer"] == str(expected)
-            assert puzzle_reward(f"{expected}", r._asdict(), train=True, extraction="last_number") == 1.0
+            assert (
+                puzzle_reward(f"{expected}", r._asdict(), train=True, format_reward=0.0, extraction="last_number")
+                == 1.0
+            )
             wrong = puzzle_reward(
                 f"{expected + 1}",
                 r._asdict(),

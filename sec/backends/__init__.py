@@ -1,5 +1,5 @@
 """RL engines. Each backend is one module with ``train(workspace)``; the curriculum reaches
-it only through :class:`sec.backends.feed.CurriculumFeed`."""
+it only through :class:`sec.curriculum.feed.CurriculumFeed`."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ curriculum draws synchronised across ranks: use ``backend=verl`` for multi-GPU r
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -32,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sec import rundir
-from sec.backends.feed import CurriculumFeed, token_mean_abs
+from sec.curriculum import CurriculumFeed, token_mean_abs
 from sec.evaluate import model_prompt
 from sec.preempt import PreemptionGuard
+from sec.tasks.rewards import pop_reward_counts
 
 if TYPE_CHECKING:
     from sec.workspace import Workspace
@@ -122,6 +124,36 @@ def make_reward_func(
     return reward
 
 
+def rollouts_per_pass(ws: Workspace) -> int:
+    """Rollouts in one training forward/backward pass (TRL's ``per_device_train_batch_size``).
+
+    Activations kept for the backward pass grow with the tokens of the pass (SmolLM2-135M in
+    fp32: ~2.7 MB per token, docs/memory.md), so a step's rollouts (``prompts_per_step x
+    num_generations``) go through in micro-batches of the largest divisor ``n`` of that count
+    with ``n x (longest training prompt + train.max_completion_length) <=
+    backend.micro_batch_tokens`` (at least 1; the longest prompt in tokens as the model sees
+    it, chat template included); ``null`` = all rollouts of the step in one pass. Gradients
+    are accumulated over the micro-batches into one optimizer step, the same update as one
+    pass: TRL's GRPO ``dapo`` loss divides by the step's token count, RLOO's per-sequence
+    loss by the number of accumulated passes.
+    """
+    from sec.evaluate import render_prompt
+
+    cfg = ws.cfg
+    rollouts = int(cfg.train.prompts_per_step) * int(cfg.algorithm.num_generations)
+    budget = cfg.backend.get("micro_batch_tokens")
+    if budget is None:
+        return rollouts
+    fmt = str(cfg.model.prompt_format)
+    texts = [render_prompt(r, ws.tokenizer, fmt) for r in ws.train_records]
+    longest = max(len(ids) for ids in ws.tokenizer(texts, add_special_tokens=False)["input_ids"])
+    per_row = longest + int(cfg.train.max_completion_length)
+    fits = [n for n in range(1, rollouts + 1) if rollouts % n == 0 and n * per_row <= int(budget)]
+    n = max(fits, default=1)
+    log.info("training passes of %d rollouts (%d per step; at most %d tokens each)", n, rollouts, n * per_row)
+    return n
+
+
 def build_args(ws: Workspace, config_cls: type) -> Any:
     """TRL config from the run config (paper values: SEC.md §3)."""
     import torch
@@ -129,11 +161,15 @@ def build_args(ws: Workspace, config_cls: type) -> Any:
     cfg = ws.cfg
     algo = cfg.algorithm
     g = int(algo.num_generations)
+    rollouts = int(cfg.train.prompts_per_step) * g
+    per_pass = rollouts_per_pass(ws)
     kwargs: dict[str, Any] = dict(
         output_dir=str(ws.checkpoint_dir),
         max_steps=int(cfg.train.steps),
-        per_device_train_batch_size=int(cfg.train.prompts_per_step) * g,
-        gradient_accumulation_steps=1,
+        # one optimizer step per training step: its rollouts, generated at once, are split into
+        # passes whose gradients accumulate (TRL: steps_per_generation = accumulation steps)
+        per_device_train_batch_size=per_pass,
+        gradient_accumulation_steps=rollouts // per_pass,
         num_generations=g,
         learning_rate=float(cfg.train.learning_rate),
         adam_beta1=float(cfg.train.adam_betas[0]),
@@ -200,6 +236,7 @@ def _trainer_callback(ws: Workspace, feed: CurriculumFeed) -> Any:
                     record[_RENAME.get(k, f"trl/{k}")] = v
             record["wall_time_s"] = time.perf_counter() - self.t_step
             record.update(feed.pop_stats())
+            record.update(pop_reward_counts())  # answers checked / timed out since the last record
             ws.metrics.write(record)
             log.info(
                 "step %d/%d reward %.3f zero-var %.2f level %.2f (%.1fs)",
@@ -249,10 +286,24 @@ def train(ws: Workspace) -> None:
     """Run the RL fine-tuning of ``ws`` with TRL, resuming from the run's last checkpoint if
     one exists (model, optimizer, scheduler, RNG, data position and curriculum state).
 
+    The trainer, its model and optimizer state form reference cycles (trainer, callbacks,
+    accelerator) that outlive this call until Python's cyclic garbage collector happens to
+    run, at no fixed point. Hydra's basic launcher runs a sweep's jobs one after another in
+    this process, so the next job could train with the earlier jobs' models and optimizer
+    states (SmolLM2-135M in fp32: 0.54 GB of weights and 1.08 GB of Adam moments each) still
+    resident: they are collected here when the job ends (docs/memory.md).
+
     Raises:
         ValueError: for an algorithm this backend does not offer (``ppo`` needs a critic:
             use ``backend=verl``).
     """
+    try:
+        _train(ws)
+    finally:
+        gc.collect()
+
+
+def _train(ws: Workspace) -> None:
     import torch
     from datasets import Dataset
 

@@ -6,7 +6,7 @@ config: ``data.custom_cls`` and ``reward.custom_reward_function``, as ``pkg://``
   the data loader asks for the step's first slot. verl's legacy ``RayPPOTrainer.fit`` calls
   ``on_batch_end(batch)`` after every step but the last, with the step's ``advantages`` and
   ``response_mask``; the dataset feeds their token-mean |A| to the curriculum (the same
-  :class:`sec.backends.feed.CurriculumFeed` the TRL backend uses) before the next draw,
+  :class:`sec.curriculum.feed.CurriculumFeed` the TRL backend uses) before the next draw,
   writes the step's curriculum metrics and, when verl checkpointed this step, the curriculum
   state into the checkpoint directory. The validation set uses the same class and behaves as
   a plain ``RLHFDataset``.
@@ -14,12 +14,19 @@ config: ``data.custom_cls`` and ``reward.custom_reward_function``, as ``pkg://``
   the row's ``extra_info``.
 
 Settings come from ``sec_spec.json`` beside the training parquet (written by
-:mod:`sec.backends.verl`), so no key outside verl's own config is needed.
+:mod:`sec.backends.verl.data`), so no key outside verl's own config is needed.
+
+Preemption: when the launcher has written ``save_request`` (SLURM's preemption signal,
+sec/backends/verl/launch.py), :meth:`SECDataset.on_batch_end` arms verl's public ESI hook in the
+trainer's process (:data:`ESI_EXPIRATION`, read by ``should_save_ckpt_esi`` at every step's save
+point of ``RayPPOTrainer.fit``), so verl saves the next step's checkpoint.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,12 +35,14 @@ import numpy as np
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from sec import rundir
-from sec.backends.feed import CurriculumFeed, token_mean_abs
-from sec.curriculum import arms_of_records, build_curriculum
-from sec.tasks import puzzle_reward
+from sec.backends.verl.paths import SPEC, TRACKER
+from sec.curriculum import CurriculumFeed, arms_of_records, build_curriculum, token_mean_abs
+from sec.tasks.rewards import score_completion
 
-SPEC = "sec_spec.json"
-TRACKER = "latest_checkpointed_iteration.txt"
+#: a capacity-block expiration time (seconds since the epoch) that verl's ESI hook reads from the
+#: environment (``verl/utils/checkpoint/checkpoint_manager.py: should_save_ckpt_esi``, SageMaker's
+#: variable): once it is due, verl saves at the next step's save point (``trainer.save_freq > 0``)
+ESI_EXPIRATION = "SAGEMAKER_CURRENT_CAPACITY_BLOCK_EXPIRATION_TIMESTAMP"
 
 
 def compute_score(
@@ -48,17 +57,26 @@ def compute_score(
         extra_info: the row's ``extra_info`` (``task``, ``format_reward``, ``answer_extraction``).
 
     Returns:
-        ``{"score": r, "acc": c}``: ``score`` is the training reward (1 correct,
-        ``format_reward`` boxed but wrong, else 0; SEC.md §2), ``acc`` the validation score
-        (1 / 0) that verl averages into ``val-core/<data_source>/acc/mean@k`` (pass@1).
+        ``{"score": r, "acc": c, "reward_timeout": t}``: ``score`` is the training reward (1
+        correct, ``format_reward`` boxed but wrong, else 0; SEC.md §2), ``acc`` the validation
+        score (1 / 0) that verl averages into ``val-core/<data_source>/acc/mean@k`` (pass@1),
+        ``reward_timeout`` 1 when the answer's check did not finish in time (scored 0; the bound
+        holds in verl's reward threads too: docs/rewards.md).
+
+    Raises:
+        KeyError: ``extra_info`` lacks ``format_reward`` or ``answer_extraction``.
     """
     info = dict(extra_info or {})
+    missing = [k for k in ("format_reward", "answer_extraction") if k not in info]
+    if missing:
+        raise KeyError(f"extra_info has no {missing}: the rows come from sec.backends.verl.verl_rows (the task config)")
     record = {"task": info.get("task") or str(data_source).split("/")[0], "answer": ground_truth}
-    how = str(info.get("answer_extraction") or "boxed")
-    fmt = float(info.get("format_reward", 0.1))
-    score = puzzle_reward(solution_str, record, train=True, format_reward=fmt, extraction=how)
-    acc = puzzle_reward(solution_str, record, train=False, extraction=how)
-    return {"score": float(score), "acc": float(acc)}
+    score = score_completion(solution_str, record, extraction=str(info["answer_extraction"]))
+    return {
+        "score": score.reward(train=True, format_reward=float(info["format_reward"])),
+        "acc": float(score.correct),
+        "reward_timeout": float(score.timed_out),
+    }
 
 
 def _spec_of(data_files: Any) -> dict[str, Any] | None:
@@ -110,6 +128,7 @@ class SECDataset(RLHFDataset):
         self.total_steps = int(spec["total_steps"])
         self.checkpoint_dir = Path(spec["checkpoint_dir"])
         self.log_path = Path(spec["curriculum_log"])
+        self.save_request = Path(spec["save_request"]) if spec.get("save_request") else None
         self.step = 0  # the step whose problems were drawn last
         self.pending: int | None = None  # a drawn step still waiting for its feedback
         self.drawn = np.zeros(0, dtype=np.int64)
@@ -190,8 +209,20 @@ class SECDataset(RLHFDataset):
         self._log(record)
         self.pending = None
         ckpt = self.checkpoint_dir / f"global_step_{step}"
-        if ckpt.is_dir():  # verl checkpointed this step just before calling us
+        saved = ckpt.is_dir()
+        if saved:  # verl checkpointed this step just before calling us
             rundir.save_curriculum_state(ckpt, self.policy)
+        self._request_save(saved)
+
+    def _request_save(self, saved: bool) -> None:
+        """After a preemption request: arm verl's ESI hook until a checkpoint is saved (the
+        launcher then stops verl), disarm it afterwards."""
+        if self.save_request is None or not self.save_request.exists():
+            return
+        if saved:
+            os.environ.pop(ESI_EXPIRATION, None)
+        else:
+            os.environ[ESI_EXPIRATION] = str(int(time.time()))
 
     def _log(self, record: Mapping[str, Any]) -> None:
         with self.log_path.open("a") as f:

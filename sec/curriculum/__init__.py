@@ -1,7 +1,13 @@
-"""Curriculum policies: the SEC bandit and the random / ordered / reverse baselines.
+"""Curriculum policies: the SEC bandit and its parts, the peers' curricula (DUMP, MoPPS, GRESO,
+E2H, AdaRFT, learnability) and the baselines.
 
 Engine-free: nothing here imports torch, TRL or verl. Every policy takes the arm of each
-training problem and answers ``sample(n)`` / ``update(problem_of_rows, abs_adv_of_rows)``.
+training problem and answers ``sample(n)`` / ``update(problem_of_rows, abs_adv_of_rows,
+reward_of_rows)``; :class:`CurriculumFeed` connects one to an engine.
+
+Every ``conf/curriculum/*.yaml`` names its class with ``_target_`` (and its parts with nested
+``_target_``); :func:`build_curriculum` instantiates it with the run's facts. Adding a
+curriculum is one class (anywhere importable) plus its YAML.
 """
 
 from __future__ import annotations
@@ -9,27 +15,75 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sec.curriculum.base import Arm, CurriculumPolicy, arm_name
-from sec.curriculum.baselines import OrderedCurriculum, RandomCurriculum
-from sec.curriculum.sec_bandit import OBJECTIVES, SELECTIONS, UPDATE_RULES, SECBandit, boltzmann
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
-#: policies :func:`build_curriculum` builds (``curriculum.policy``; defaults to ``curriculum.name``)
-POLICIES = ("random", "ordered", "reverse", "sec")
+from sec.curriculum.adarft import AdaRFT
+from sec.curriculum.bandit import ArmBandit, SECBandit
+from sec.curriculum.base import Arm, ArmStats, Batch, CurriculumPolicy, arm_name, mean_per_arm
+from sec.curriculum.baselines import OrderedCurriculum, RandomCurriculum
+from sec.curriculum.dump import DUMP
+from sec.curriculum.feed import CurriculumFeed, token_mean_abs
+from sec.curriculum.greso import GRESO
+from sec.curriculum.mopps import MoPPS
+from sec.curriculum.objectives import MeanAbsAdvantage, Objective, Progress, SuccessRate, SuccessShare
+from sec.curriculum.schedules import E2H, Cosine, Gaussian, Schedule
+from sec.curriculum.selection import UCB, Boltzmann, EpsilonGreedy, Learnability, Selection, Thompson, boltzmann
+from sec.curriculum.within import ShuffledQueue, Uniform, Within
+
+#: keys of a curriculum config renamed or moved since c8547f6: old -> new (the old key is
+#: refused with one line naming the new one)
+RENAMED_KEYS = {
+    "update": "update_rule",
+    "ucb_c": "selection.c",
+    "thompson_sigma": "selection.sigma",
+    "epsilon": "selection.epsilon",
+    "success_threshold": "objective.threshold",
+}
+#: parts that were strings and are config groups now (``curriculum/<part>=<option>``)
+PARTS = ("selection", "objective", "within", "schedule")
 
 __all__ = [
-    "OBJECTIVES",
-    "POLICIES",
-    "SELECTIONS",
-    "UPDATE_RULES",
+    "DUMP",
+    "E2H",
+    "GRESO",
+    "PARTS",
+    "RENAMED_KEYS",
+    "UCB",
+    "AdaRFT",
     "Arm",
+    "ArmBandit",
+    "ArmStats",
+    "Batch",
+    "Boltzmann",
+    "Cosine",
+    "CurriculumFeed",
     "CurriculumPolicy",
+    "EpsilonGreedy",
+    "Gaussian",
+    "Learnability",
+    "MeanAbsAdvantage",
+    "MoPPS",
+    "Objective",
     "OrderedCurriculum",
+    "Progress",
     "RandomCurriculum",
     "SECBandit",
+    "Schedule",
+    "Selection",
+    "ShuffledQueue",
+    "SuccessRate",
+    "SuccessShare",
+    "Thompson",
+    "Uniform",
+    "Within",
     "arm_name",
     "arms_of_records",
     "boltzmann",
     "build_curriculum",
+    "mean_per_arm",
+    "token_mean_abs",
 ]
 
 
@@ -50,50 +104,52 @@ def arms_of_records(records: Sequence[Mapping[str, Any]], arm_fields: Sequence[s
 
 
 def build_curriculum(
-    cfg: Mapping[str, Any], arm_of_problem: Sequence[Arm], *, total_steps: int, seed: int
+    cfg: Mapping[str, Any] | DictConfig, arm_of_problem: Sequence[Arm], *, total_steps: int, seed: int
 ) -> CurriculumPolicy:
-    """Build the policy that ``cfg.policy`` (else ``cfg.name``) names from a ``curriculum/``
-    config.
+    """Build the policy a ``curriculum/`` config names: ``hydra.utils.instantiate`` of the
+    config (its ``_target_`` class, with nested ``_target_`` parts) given the run's facts.
 
     Args:
-        cfg: the composed ``curriculum`` config (``name``, optional ``policy``, ``arm_fields``
-            and the policy's parameters, e.g. ``alpha``, ``tau``, ``update``, ``selection``,
-            ``objective`` for ``sec``).
+        cfg: the composed ``curriculum`` config (DictConfig or its resolved container):
+            ``_target_``, ``name``, ``arm_fields`` and the class's own keys.
         arm_of_problem: arm of every training problem, length N.
-        total_steps: training steps of the run (the ordered schedules need it).
+        total_steps: training steps of the run (schedules need it).
         seed: seed of the policy's RNG.
 
     Raises:
-        ValueError: for an unknown curriculum name (one line listing the known ones) or bad
-            parameters.
+        ValueError: one line, for a config without ``_target_``, a renamed key
+            (:data:`RENAMED_KEYS`), a class or part that cannot be imported, or a bad
+            parameter (the class's own message).
     """
-    name = cfg.get("policy") or cfg["name"]
-    fields = list(cfg["arm_fields"])
-    if name == "sec":
-        return SECBandit(
-            arm_of_problem,
-            fields,
-            alpha=float(cfg["alpha"]),
-            tau=float(cfg["tau"]),
-            update=str(cfg.get("update", "sampled")),
-            q_init=float(cfg.get("q_init", 0.0)),
-            selection=str(cfg.get("selection", "boltzmann")),
-            objective=str(cfg.get("objective", "abs_adv")),
-            ucb_c=float(cfg.get("ucb_c", 1.0)),
-            thompson_sigma=float(cfg.get("thompson_sigma", 0.5)),
-            epsilon=float(cfg.get("epsilon", 0.1)),
-            success_threshold=float(cfg.get("success_threshold", 1.0)),
-            seed=seed,
-        )
-    if name == "random":
-        return RandomCurriculum(arm_of_problem, fields, seed=seed)
-    if name in ("ordered", "reverse"):
-        return OrderedCurriculum(
-            arm_of_problem,
-            fields,
-            total_steps=total_steps,
-            order_field=str(cfg.get("order_field", "level")),
-            reverse=name == "reverse",
-            seed=seed,
-        )
-    raise ValueError(f"unknown curriculum {name!r}; expected one of {', '.join(POLICIES)}")
+    _check_keys(cfg, "curriculum")
+    if "_target_" not in cfg:
+        raise ValueError(f"curriculum={cfg.get('name')} has no _target_ (the class to build; see conf/curriculum/)")
+    try:
+        # partial: the arms go to the constructor as they are, not through OmegaConf
+        factory = instantiate(cfg, _partial_=True)
+    except InstantiationException as e:
+        cause = e.__cause__
+        raise ValueError(str(cause) if isinstance(cause, ValueError) else _one_line(e)) from None
+    return factory(arm_of_problem, total_steps=int(total_steps), seed=int(seed))
+
+
+def _check_keys(cfg: Any, where: str) -> None:
+    """Refuse renamed keys and string parts in the config and in nested curricula (nodes with
+    ``arm_fields``)."""
+    node = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    for old, new in RENAMED_KEYS.items():
+        if old in node:
+            raise ValueError(f"{where}.{old} was renamed {where}.{new}; write {where}.{new}={node[old]}")
+    for part in PARTS:
+        if isinstance(node.get(part), str):
+            raise ValueError(
+                f"{where}.{part} is a config group now: write {where}/{part}={node[part]} "
+                f"(options: conf/curriculum/{part}/)"
+            )
+    for key, value in node.items():
+        if isinstance(value, Mapping) and "arm_fields" in value:
+            _check_keys(value, f"{where}.{key}")
+
+
+def _one_line(e: Exception) -> str:
+    return "curriculum: " + " ".join(str(e).split())

@@ -19,10 +19,10 @@ class RandomCurriculum(CurriculumPolicy):
     each pass), as a shuffled data loader does.
     """
 
-    name = "random"
-
-    def __init__(self, arm_of_problem: Sequence[Arm], arm_fields: Sequence[str], seed: int = 0) -> None:
-        super().__init__(arm_of_problem, arm_fields, seed)
+    def __init__(
+        self, arm_of_problem: Sequence[Arm], *, name: str, arm_fields: Sequence[str], total_steps: int, seed: int
+    ) -> None:
+        super().__init__(arm_of_problem, name=name, arm_fields=arm_fields, total_steps=total_steps, seed=seed)
         self._new_epoch()
 
     def _new_epoch(self) -> None:
@@ -70,34 +70,27 @@ class OrderedCurriculum(CurriculumPolicy):
     may fall inside a batch. Steps past ``total_steps`` stay on the last level.
 
     Args:
-        total_steps: training steps the pass is spread over, >= 1.
-        order_field: the arm field that orders the pass (default ``level``); arms with the
-            same value form one stage. Without that field, arms are ordered as sorted.
+        arm_of_problem, name, arm_fields, total_steps, seed: see
+            :class:`~sec.curriculum.base.CurriculumPolicy`; the pass is spread over
+            ``total_steps``.
+        order_field: the arm field that orders the pass (``level``); arms with the same value
+            form one stage. Without that field, arms are ordered as sorted.
         reverse: hard to easy.
-
-    Raises:
-        ValueError: if ``total_steps < 1``.
     """
-
-    name = "ordered"
 
     def __init__(
         self,
         arm_of_problem: Sequence[Arm],
-        arm_fields: Sequence[str],
         *,
+        name: str,
+        arm_fields: Sequence[str],
         total_steps: int,
-        order_field: str = "level",
-        reverse: bool = False,
-        seed: int = 0,
+        seed: int,
+        order_field: str,
+        reverse: bool,
     ) -> None:
-        super().__init__(arm_of_problem, arm_fields, seed)
-        if total_steps < 1:
-            raise ValueError(f"ordered curriculum needs total_steps >= 1, got {total_steps}")
-        self.total_steps = int(total_steps)
+        super().__init__(arm_of_problem, name=name, arm_fields=arm_fields, total_steps=total_steps, seed=seed)
         self.reverse = bool(reverse)
-        if reverse:
-            self.name = "reverse"
         pos = self.arm_fields.index(order_field) if order_field in self.arm_fields else None
         stage_key = [a[pos] if pos is not None else a for a in self.arms]
         values = sorted(set(stage_key), key=lambda v: (str(type(v)), v), reverse=reverse)

@@ -1,7 +1,9 @@
-"""Engine-side glue between a curriculum policy and an RL engine (TRL or verl).
+"""The glue between a curriculum policy and an RL engine (TRL or verl), engine-free.
 
-A :class:`CurriculumFeed` draws the problems of a step from the policy and feeds the step's
-advantages back. It needs no engine import: engines hand it numpy arrays.
+:func:`token_mean_abs` reduces an engine's advantages to the per-rollout |A| the policies read
+(torch tensors are duck-typed: reduced where they live, without importing torch here); a
+:class:`CurriculumFeed` draws the problems of a step from the policy, feeds the step's |A| and
+task rewards back and keeps the step's curriculum metrics.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sec.curriculum import CurriculumPolicy, arm_name
+from sec.curriculum.base import CurriculumPolicy, arm_name
 
 
 def token_mean_abs(advantages: Any, mask: Any) -> np.ndarray:
@@ -77,7 +79,7 @@ class CurriculumFeed:
         probs = self.policy.probs()
         idx = self.policy.sample(n)
         self._drawn = idx
-        stats = {f"curriculum/{arm_name(a)}/prob": float(p) for a, p in zip(self.policy.arms, probs, strict=True)}
+        stats = {f"curriculum/{arm_name(a)}/prob": p for a, p in probs.items()}
         level = self._difficulty(idx)
         if level is not None:
             stats["curriculum/sampled_level_mean"] = level
