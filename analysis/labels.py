@@ -24,6 +24,14 @@ CURRICULUM_LABELS = {
     "sec_egreedy": "SEC-ε-greedy",
     "sec_progress": "SEC-progress",
     "sec_success": "SEC-success",
+    # the peers' curricula (conf/curriculum/, docs/curriculum.md; the league, docs/league.md)
+    "sec_greso": "SEC+GRESO",
+    "dump": "DUMP",
+    "mopps": "MoPPS",
+    "e2h": "E2H-G",
+    "e2h_cosine": "E2H-C",
+    "adarft": "AdaRFT",
+    "learnability": "learnability",
 }
 ALGORITHM_LABELS = {"grpo": "GRPO", "ppo": "PPO", "rloo": "RLOO"}
 KEY_LABELS = {"task": "task", "split": "split", "algorithm": "RL method", "model": "model", "curriculum": "curriculum"}
@@ -34,7 +42,20 @@ ORDER = {
     "split": ["id", "ood", "math500", "amc", "aime24"],
     "model": ["qwen2.5_3b", "qwen2.5_7b"],
     "algorithm": ["grpo", "ppo", "rloo"],
-    "curriculum": ["random", "ordered", "reverse", "sec", "sec_2d"],
+    "curriculum": [
+        "random",
+        "ordered",
+        "reverse",
+        "sec",
+        "sec_2d",
+        "sec_greso",
+        "dump",
+        "mopps",
+        "e2h",
+        "e2h_cosine",
+        "adarft",
+        "learnability",
+    ],
 }
 #: splits shown by default (per-level splits with ``levels=True``)
 MAIN_SPLITS = ("id", "ood", "math500", "amc", "aime24")

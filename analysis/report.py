@@ -9,7 +9,9 @@ published numbers, with each curriculum's relative gain over random), ``<name>.p
 (figures), plus ``runs.csv`` (one line per run), ``per_run.md`` / ``.csv`` (per run: first and last
 pass@1, mean sampled level, wasted rollouts; :mod:`analysis.summary`), ``paired_vs_random.csv``
 (each curriculum minus random, paired by seed, with a t interval), ``per_curriculum.md`` /
-``.csv`` (the same, mean ± std over seeds) and ``paper_tables.md`` (SEC.md §4 as published).
+``.csv`` (the same, mean ± std over seeds) and ``paper_tables.md`` (SEC.md §4 as published);
+for a league (runs tagged ``league``, or ``--league``) first the league table, ``league.md`` /
+``.csv`` and ``league_figure3.png`` / ``.pdf`` (Figure 3 per curriculum; :mod:`analysis.league`).
 
 Which runs make which artifact: runs carry the ``tag`` of their experiment
 (``conf/experiment/``): ``table1`` (Table 1, and Figure 3 from its SEC runs), ``table2``,
@@ -31,6 +33,7 @@ import pandas as pd
 
 from analysis import figures, paper, tables
 from analysis.comparison import comparison_section
+from analysis.league import league_section
 from analysis.load import Runs, load_runs, load_wandb
 
 ARTIFACTS = ("table1", "figure3", "table2", "figure4", "figure1")
@@ -55,6 +58,8 @@ class Options:
     eval_window: int = 3
     paper_model: str | None = None
     figure3_curricula: list[str] | None = None
+    #: the league table: None = when a run is tagged ``league``
+    league: bool | None = None
     command: str = ""
     sources: list[str] = field(default_factory=list)
 
@@ -144,6 +149,8 @@ def build_report(runs: Runs, out: str | Path, opts: Options | None = None) -> Pa
     sel = select_runs(runs)
     sections: list[str] = []
     missing: list[str] = []
+    if opts.league or (opts.league is None and (runs.train["tag"] == "league").any()):
+        sections.append(league_section(out, runs, window=opts.window))
 
     def best_of(ids: list[str]) -> pd.DataFrame:
         return best_all[best_all["run"].isin(set(ids))] if not best_all.empty else best_all
@@ -261,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--paper-model", default=None, help="paper model our runs are compared with (default: same)")
     ap.add_argument("--figure3-curricula", default=None, help="comma list (default: the sec* curricula)")
     ap.add_argument("--finished-only", action="store_true", help="skip runs without done.json")
+    ap.add_argument("--league", action="store_true", help="the league table for any runs (default: tag league)")
     args = ap.parse_args(argv)
     if not args.dirs and not args.wandb:
         ap.error("give run/sweep dirs and/or --wandb ENTITY/PROJECT")
@@ -280,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_window=args.eval_window,
         paper_model=args.paper_model,
         figure3_curricula=args.figure3_curricula.split(",") if args.figure3_curricula else None,
+        league=True if args.league else None,
         command="python -m analysis.report " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
         sources=[*args.dirs, *(f"wandb:{w}" for w in args.wandb)],
     )
