@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 SHELL := /bin/bash
 
-.PHONY: help install test test-all lint format sweep cpu-bench report bench clean slurm-start slurm-stop test-slurm
+.PHONY: help install test test-all lint format sweep sweep-countdown testbed cpu-bench report bench clean slurm-start slurm-stop test-slurm
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -35,8 +35,14 @@ format: ## ruff format + autofix
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-sweep: ## The README's local sweep: Countdown x {sec, random, ordered} on the embedded model (CPU)
+sweep: ## A quick look at the curriculum testbed: random / ordered / SEC, one seed, then what each did (minutes)
+	PY=$(PY) bash sweeps/testbed_quick.sh
+
+sweep-countdown: ## Countdown x {sec, random, ordered} on the embedded SmolLM2-135M (CPU; pass@1 stays 0)
 	PY=$(PY) bash sweeps/cpu_default.sh
+
+testbed: ## The curriculum testbed: random / ordered / SEC x 5 seeds, then report/testbed/ (<= 1 h on 2 cores; resumable)
+	PY=$(PY) bash sweeps/testbed.sh
 
 cpu-bench: ## The CPU benchmark: arith x {random, ordered, sec, sec_thompson} x 3 seeds, then report/cpu_arith/ (hours; resumable)
 	PY=$(PY) bash sweeps/cpu_arith.sh

@@ -35,6 +35,14 @@ COLORS = {
     "sec_egreedy": "tab:brown",
     "sec_progress": "tab:pink",
     "sec_success": "tab:olive",
+    # the peers' curricula (the league, docs/league.md)
+    "sec_greso": "darkorange",
+    "dump": "tab:cyan",
+    "mopps": "tab:purple",
+    "e2h": "tab:green",
+    "e2h_cosine": "olive",
+    "adarft": "tab:brown",
+    "learnability": "tab:pink",
 }
 
 

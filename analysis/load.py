@@ -6,7 +6,9 @@ resolved config), ``metrics.jsonl`` (sec/metrics.py: train and eval records), ``
 when finished, and for a Hydra job ``.hydra/`` and ``launch.log``. Every run found is either
 loaded or listed in :attr:`Runs.skipped` with the reason (no config, no metrics, no train
 record, unfinished when ``finished_only``), never raised. Unfinished runs are loaded with
-``done = False`` (their evaluations up to the step they reached count).
+``done = False`` (their evaluations up to the step they reached count). A run whose ``failed.json``
+(sec/workspace.py: the run raised) is present is named with that error: in the skip reason when it
+has no train record, in :attr:`Runs.failed` when it is loaded.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pandas as pd
 import yaml
 
 from sec.metrics import read_metrics
+from sec.rundir import FAILED
 
 log = logging.getLogger("analysis.load")
 
@@ -56,12 +59,15 @@ class Runs:
     ``eval``: one row per (run, step, task, split) with the same columns and ``pass@1``;
     here ``task`` is the evaluated task (a component of a mix) and ``run_task`` the run's.
     ``skipped``: (run, reason) of every run left out. ``configs``: run -> resolved config.
+    ``failed``: run -> the error of its ``failed.json``, for loaded runs that failed after their
+    first step.
     """
 
     train: pd.DataFrame
     eval: pd.DataFrame
     skipped: list[tuple[str, str]] = field(default_factory=list)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def unfinished(self) -> list[tuple[str, int]]:
@@ -77,6 +83,7 @@ class Runs:
             pd.concat([self.eval, other.eval], ignore_index=True),
             self.skipped + other.skipped,
             {**self.configs, **other.configs},
+            {**self.failed, **other.failed},
         )
 
 
@@ -143,14 +150,33 @@ def find_runs(roots: Iterable[str | Path]) -> list[Path]:
     for root in roots:
         root = Path(root)
         candidates = {p.parent for p in root.rglob("metrics.jsonl")}
+        candidates |= {p.parent for p in root.rglob(FAILED)}
         candidates |= {p.parent for p in root.rglob(".hydra") if p.is_dir()}
         # not the engines' own dirs inside a run (checkpoints, wandb files)
         found.update(c for c in candidates if not {"checkpoints", "wandb", ".hydra"} & set(c.relative_to(root).parts))
     return sorted(found)
 
 
+def failure(run: Path) -> str | None:
+    """The error a run's ``failed.json`` records (``"<type>: <message>"``, sec/workspace.py), or
+    None when the run has no such file; an unreadable file gives a one-line note instead."""
+    path = run / FAILED
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text())
+        error = info.get("error") if isinstance(info, dict) else None
+    except (OSError, json.JSONDecodeError) as e:
+        return f"unreadable {FAILED} ({e.__class__.__name__})"
+    return str(error or f"{FAILED} without an error")
+
+
 def _last_error(run: Path) -> str:
-    """The last line of the job log that names an error, for the skip reason."""
+    """The error of ``failed.json``, else the last line of the job log that names an error, for
+    the skip reason."""
+    error = failure(run)
+    if error is not None:
+        return f"; failed.json: {error}"
     logf = run / "launch.log"
     if not logf.exists():
         return ""
@@ -178,6 +204,7 @@ def load_runs(roots: Iterable[str | Path], *, finished_only: bool = False) -> Ru
         :class:`Runs` (frames empty when nothing loads; the reasons are in ``skipped``).
     """
     train_rows, eval_rows, skipped, configs = [], [], [], {}
+    failed: dict[str, str] = {}
     for run in find_runs(roots):
         if not (run / "config.yaml").exists():
             skipped.append((str(run), f"no config.yaml: failed before its config was written{_last_error(run)}"))
@@ -194,7 +221,7 @@ def load_runs(roots: Iterable[str | Path], *, finished_only: bool = False) -> Ru
             continue
         records = read_metrics(run / "metrics.jsonl")
         if not any(r.get("kind") == "train" for r in records):
-            skipped.append((str(run), "no train record in metrics.jsonl"))
+            skipped.append((str(run), f"no train record in metrics.jsonl{_last_error(run)}"))
             continue
         done = (run / "done.json").exists()
         if finished_only and not done:
@@ -205,9 +232,14 @@ def load_runs(roots: Iterable[str | Path], *, finished_only: bool = False) -> Ru
         train_rows += t
         eval_rows += e
         configs[str(run)] = cfg
+        error = None if done else failure(run)
+        if error is not None:
+            failed[str(run)] = error
     for run, why in skipped:
         log.warning("skipped %s: %s", run, why)
-    return Runs(pd.DataFrame(train_rows), pd.DataFrame(eval_rows), skipped, configs)
+    for run, error in failed.items():
+        log.warning("failed %s: %s (its records so far are loaded)", run, error)
+    return Runs(pd.DataFrame(train_rows), pd.DataFrame(eval_rows), skipped, configs, failed)
 
 
 # --------------------------------------------------------------------------- wandb

@@ -9,7 +9,9 @@ published numbers, with each curriculum's relative gain over random), ``<name>.p
 (figures), plus ``runs.csv`` (one line per run), ``per_run.md`` / ``.csv`` (per run: first and last
 pass@1, mean sampled level, wasted rollouts; :mod:`analysis.summary`), ``paired_vs_random.csv``
 (each curriculum minus random, paired by seed, with a t interval), ``per_curriculum.md`` /
-``.csv`` (the same, mean ± std over seeds) and ``paper_tables.md`` (SEC.md §4 as published).
+``.csv`` (the same, mean ± std over seeds) and ``paper_tables.md`` (SEC.md §4 as published);
+for a league (runs tagged ``league``, or ``--league``) first the league table, ``league.md`` /
+``.csv`` and ``league_figure3.png`` / ``.pdf`` (Figure 3 per curriculum; :mod:`analysis.league`).
 
 Which runs make which artifact: runs carry the ``tag`` of their experiment
 (``conf/experiment/``): ``table1`` (Table 1, and Figure 3 from its SEC runs), ``table2``,
@@ -29,9 +31,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import figures, tables
+from analysis import figures, paper, tables
+from analysis.comparison import comparison_section
+from analysis.league import league_section
 from analysis.load import Runs, load_runs, load_wandb
-from analysis.summary import curriculum_summary, paired_vs_baseline, run_summary
 
 ARTIFACTS = ("table1", "figure3", "table2", "figure4", "figure1")
 #: the sweep that makes each artifact, for the "missing" notes
@@ -55,6 +58,8 @@ class Options:
     eval_window: int = 3
     paper_model: str | None = None
     figure3_curricula: list[str] | None = None
+    #: the league table: None = when a run is tagged ``league``
+    league: bool | None = None
     command: str = ""
     sources: list[str] = field(default_factory=list)
 
@@ -96,9 +101,9 @@ def _table_files(out: Path, name: str, table: tables.Table, opts: Options) -> st
     (out / f"{name}.tex").write_text(tables.to_latex(table))
     (out / f"{name}.csv").write_text(tables.to_csv(table))
     body = [md, f"Files: [{name}.md]({name}.md) · [{name}.tex]({name}.tex) · [{name}.csv]({name}.csv)\n"]
-    if table.spec.name in set(tables.paper_results()["source"]):
-        sbs = tables.side_by_side(table, paper_model=opts.paper_model)
-        sbs_md = tables.side_by_side_markdown(sbs, table.spec)
+    if table.spec.name in set(paper.paper_results()["source"]):
+        sbs = paper.side_by_side(table, paper_model=opts.paper_model)
+        sbs_md = paper.side_by_side_markdown(sbs, table.spec)
         (out / f"{name}_vs_paper.md").write_text(f"# {table.spec.title}: ours vs the paper\n\n{sbs_md}")
         sbs.to_csv(out / f"{name}_vs_paper.csv", index=False, float_format="%.6g")
         body += [
@@ -144,6 +149,8 @@ def build_report(runs: Runs, out: str | Path, opts: Options | None = None) -> Pa
     sel = select_runs(runs)
     sections: list[str] = []
     missing: list[str] = []
+    if opts.league or (opts.league is None and (runs.train["tag"] == "league").any()):
+        sections.append(league_section(out, runs, window=opts.window))
 
     def best_of(ids: list[str]) -> pd.DataFrame:
         return best_all[best_all["run"].isin(set(ids))] if not best_all.empty else best_all
@@ -182,7 +189,7 @@ def build_report(runs: Runs, out: str | Path, opts: Options | None = None) -> Pa
             fig = figures.accuracy_figure(sub.eval, panels, window=opts.eval_window, title=title)
             sections.append(f"## {title}\n\n{_figure(out, f'{name}_curve', fig)}")
 
-    sections.append(_summary_section(out, runs))
+    sections.append(comparison_section(out, runs, eval_window=opts.eval_window))
     _write_runs_csv(runs, best_all, out / "runs.csv")
     paper_md = _paper_tables()
     (out / "paper_tables.md").write_text(paper_md)
@@ -207,91 +214,16 @@ def build_report(runs: Runs, out: str | Path, opts: Options | None = None) -> Pa
         tail.append("## Not in this report\n\n" + "\n".join(missing) + "\n")
     if runs.skipped or runs.unfinished:
         lines = [f"- skipped `{r}`: {why}" for r, why in runs.skipped]
-        lines += [f"- unfinished `{r}`: last step {s} (its evaluations so far are used)" for r, s in runs.unfinished]
-        tail.append("## Skipped and unfinished runs\n\n" + "\n".join(lines) + "\n")
+        for r, s in runs.unfinished:
+            if r in runs.failed:
+                lines.append(f"- failed `{r}` after step {s}: {runs.failed[r]} (its evaluations so far are used)")
+            else:
+                lines.append(f"- unfinished `{r}`: last step {s} (its evaluations so far are used)")
+        tail.append("## Skipped, failed and unfinished runs\n\n" + "\n".join(lines) + "\n")
     tail.append("One line per run: [runs.csv](runs.csv). The published tables: [paper_tables.md](paper_tables.md).\n")
     index = out / "index.md"
     index.write_text("\n".join([*(h for h in head if h), *sections, *tail]))
     return index
-
-
-def _pm(mean: float, std: float) -> str:
-    if pd.isna(mean):
-        return "-"
-    return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
-
-
-def _summary_section(out: Path, runs: Runs) -> str:
-    """Per run and per curriculum (analysis/summary.py): writes per_run.* and per_curriculum.*."""
-    per_run = run_summary(runs).sort_values(["task", "curriculum", "seed"], key=lambda c: c.astype(str))
-    per_cur = curriculum_summary(per_run)
-    per_run.drop(columns=["run"]).to_csv(out / "per_run.csv", index=False, float_format="%.6g")
-    per_cur.to_csv(out / "per_curriculum.csv", index=False, float_format="%.6g")
-
-    def f(x: float) -> str:
-        return "-" if pd.isna(x) else f"{x:.3f}"
-
-    run_lines = [
-        "| task | curriculum | seed | steps | ID pass@1 first → last | OOD pass@1 first → last "
-        "| mean sampled level | wasted rollouts | final Q per arm |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for _, r in per_run.iterrows():
-        run_lines.append(
-            f"| {r['task']} | {r['curriculum']} | {r['seed']} | {r['steps']} "
-            f"| {f(r['id pass@1 start'])} → {f(r['id pass@1 final'])} "
-            f"| {f(r['ood pass@1 start'])} → {f(r['ood pass@1 final'])} "
-            f"| {f(r['sampled level'])} | {f(r['wasted'])} | {r['final Q']} |"
-        )
-    cur_lines = [
-        "| task | curriculum | seeds | ID pass@1 (last) | OOD pass@1 (last) | ID change | OOD change "
-        "| mean sampled level | wasted rollouts |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for _, r in per_cur.iterrows():
-        cells = [
-            _pm(r[f"{c} mean"], r[f"{c} std"])
-            for c in ("id pass@1 final", "ood pass@1 final", "id gain", "ood gain", "sampled level", "wasted")
-        ]
-        cur_lines.append(f"| {r['task']} | {r['curriculum']} | {r['seeds']} | " + " | ".join(cells) + " |")
-    run_md, cur_md = "\n".join(run_lines) + "\n", "\n".join(cur_lines) + "\n"
-    paired = paired_vs_baseline(per_run)
-    paired_md = ""
-    if not paired.empty:
-        paired.to_csv(out / "paired_vs_random.csv", index=False, float_format="%.6g")
-        names = {"id pass@1 final": "ID pass@1 (last)", "ood pass@1 final": "OOD pass@1 (last)", "wasted": "wasted"}
-        lines = [
-            "| task | curriculum | metric | seeds | minus random | 95% CI | p |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for _, r in paired.iterrows():
-            ci = "-" if pd.isna(r["ci low"]) else f"[{r['ci low']:+.3f}, {r['ci high']:+.3f}]"
-            p = "-" if pd.isna(r["p"]) else f"{r['p']:.2f}"
-            lines.append(
-                f"| {r['task']} | {r['curriculum']} | {names.get(r['metric'], r['metric'])} | {r['seeds']} "
-                f"| {r['diff mean']:+.3f} | {ci} | {p} |"
-            )
-        paired_md = (
-            "\n### Against random, paired by seed\n\nPer seed, the curriculum's value minus random's; mean over "
-            "seeds, Student-t 95% interval and two-sided paired t-test p (`analysis.summary.paired_vs_baseline`). "
-            "An interval that contains 0 means the difference is not resolved at this number of seeds.\n\n"
-            + "\n".join(lines)
-            + "\n"
-        )
-    about = (
-        "First → last: the first and the last evaluation of each run (step 0 with `eval.at_start=true`), not a "
-        "best checkpoint. *Wasted rollouts*: the share of groups whose rewards all agree (zero advantage, no "
-        "gradient), averaged over steps. Per curriculum: mean ± std over seeds; *change* = last - first.\n"
-    )
-    (out / "per_run.md").write_text(f"# Per run\n\n{about}\n{run_md}")
-    (out / "per_curriculum.md").write_text(f"# Per curriculum\n\n{about}\n{cur_md}")
-    return (
-        f"## Per curriculum and per run\n\n{about}\n{cur_md}{paired_md}\n{run_md}\n"
-        "Files: [per_curriculum.md](per_curriculum.md) · [per_curriculum.csv](per_curriculum.csv) · "
-        "[per_run.md](per_run.md) · [per_run.csv](per_run.csv)"
-        + (" · [paired_vs_random.csv](paired_vs_random.csv)" if paired_md else "")
-        + "\n"
-    )
 
 
 def _write_runs_csv(runs: Runs, best: pd.DataFrame, path: Path) -> None:
@@ -316,7 +248,7 @@ def _write_runs_csv(runs: Runs, best: pd.DataFrame, path: Path) -> None:
 def _paper_tables() -> str:
     parts = ["# Published numbers (SEC.md §4, arXiv:2505.14970)\n"]
     for source in ("table1", "figure4", "table2"):
-        t = tables.paper_table(source)
+        t = paper.paper_table(source)
         parts.append(f"## {t.spec.title}\n\n{tables.to_markdown(t)}")
     return "\n".join(parts)
 
@@ -336,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--paper-model", default=None, help="paper model our runs are compared with (default: same)")
     ap.add_argument("--figure3-curricula", default=None, help="comma list (default: the sec* curricula)")
     ap.add_argument("--finished-only", action="store_true", help="skip runs without done.json")
+    ap.add_argument("--league", action="store_true", help="the league table for any runs (default: tag league)")
     args = ap.parse_args(argv)
     if not args.dirs and not args.wandb:
         ap.error("give run/sweep dirs and/or --wandb ENTITY/PROJECT")
@@ -355,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_window=args.eval_window,
         paper_model=args.paper_model,
         figure3_curricula=args.figure3_curricula.split(",") if args.figure3_curricula else None,
+        league=True if args.league else None,
         command="python -m analysis.report " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
         sources=[*args.dirs, *(f"wandb:{w}" for w in args.wandb)],
     )

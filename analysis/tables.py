@@ -1,5 +1,6 @@
-"""Result tables of the paper (Table 1, Table 2, Figure 4's table) from eval records, and the
-published numbers beside them.
+"""Result tables of the paper (Table 1, Table 2, Figure 4's table) from eval records: the best
+checkpoint, mean +/- std over seeds, Markdown / LaTeX / CSV. The published numbers beside them are in
+:mod:`analysis.paper`, display labels and order in :mod:`analysis.labels`.
 
 Best checkpoint (SEC.md §3: "reported at the best checkpoint"): for every run, the evaluation
 step with the best ID pass@1 (for a task mix, the mean ID pass@1 over its tasks; ties: the
@@ -18,78 +19,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from analysis.labels import (  # noqa: F401  (re-exported: the tables' public names)
+    ALGORITHM_LABELS,
+    CURRICULUM_LABELS,
+    KEY_LABELS,
+    MAIN_SPLITS,
+    MODEL_LABELS,
+    ORDER,
+    SPLIT_LABELS,
+    TASK_LABELS,
+    label,
+    sort_values,
+)
 from analysis.load import result_config
-from sec.tasks.registry import task_labels
-
-PAPER_CSV = Path(__file__).with_name("paper_results.csv")
-
-#: each task config's display label (``label`` in conf/task/<name>.yaml)
-TASK_LABELS = task_labels()
-SPLIT_LABELS = {"id": "ID", "ood": "OOD", "math500": "MATH500", "amc": "AMC22-23", "aime24": "AIME24"}
-MODEL_LABELS = {"qwen2.5_3b": "3B", "qwen2.5_7b": "7B", "smollm2_135m": "SmolLM2-135M", "tiny": "tiny"}
-CURRICULUM_LABELS = {
-    "random": "random",
-    "ordered": "ordered",
-    "reverse": "reverse",
-    "sec": "SEC",
-    "sec_2d": "SEC-2D",
-    # the bandit variants (conf/curriculum/sec_*.yaml, not in the paper)
-    "sec_ucb": "SEC-UCB",
-    "sec_thompson": "SEC-Thompson",
-    "sec_egreedy": "SEC-ε-greedy",
-    "sec_progress": "SEC-progress",
-    "sec_success": "SEC-success",
-}
-ALGORITHM_LABELS = {"grpo": "GRPO", "ppo": "PPO", "rloo": "RLOO"}
-KEY_LABELS = {"task": "task", "split": "split", "algorithm": "RL method", "model": "model", "curriculum": "curriculum"}
-
-#: display order of values (others follow, sorted)
-ORDER = {
-    "task": ["countdown", "zebra", "arc", "math", "puzzles"],
-    "split": ["id", "ood", "math500", "amc", "aime24"],
-    "model": ["qwen2.5_3b", "qwen2.5_7b"],
-    "algorithm": ["grpo", "ppo", "rloo"],
-    "curriculum": ["random", "ordered", "reverse", "sec", "sec_2d"],
-}
-#: splits shown by default (per-level splits with ``levels=True``)
-MAIN_SPLITS = ("id", "ood", "math500", "amc", "aime24")
-
-
-def label(key: str, value: Any) -> str:
-    """Display label of a value of ``key`` (task, split, model, algorithm, curriculum)."""
-    maps = {
-        "task": TASK_LABELS,
-        "split": SPLIT_LABELS,
-        "model": MODEL_LABELS,
-        "curriculum": CURRICULUM_LABELS,
-        "algorithm": ALGORITHM_LABELS,
-    }
-    v = str(value)
-    if key == "split" and v.startswith("level_"):
-        return f"L{v[6:]}"
-    return maps.get(key, {}).get(v, v)
-
-
-def sort_values(key: str, values: Iterable[Any]) -> list[Any]:
-    """``values`` in display order (:data:`ORDER`, then level splits by number, then sorted)."""
-    order = ORDER.get(key, [])
-
-    def rank(v: Any) -> tuple[int, float, str]:
-        s = str(v)
-        if s in order:
-            return (0, order.index(s), "")
-        if key == "split" and s.startswith("level_") and s[6:].isdigit():
-            return (1, int(s[6:]), "")
-        return (2, 0, s)
-
-    return sorted(set(values), key=rank)
-
 
 # --------------------------------------------------------------------------- best checkpoint
 
@@ -378,123 +325,3 @@ def to_latex(table: Table, *, highlight: bool = True, caption: str | None = None
 def to_csv(table: Table) -> str:
     """Long format: the cell keys, ``mean``, ``std``, ``n``, ``seeds``, ``steps``, ``rank``."""
     return table.cells.to_csv(index=False, float_format="%.6g")
-
-
-# --------------------------------------------------------------------------- published numbers
-
-
-def paper_results(path: str | Path = PAPER_CSV) -> pd.DataFrame:
-    """The published pass@1 values (SEC.md §4): columns ``source`` (``table1``, ``table2``,
-    ``figure4``), ``task``, ``split``, ``model``, ``algorithm``, ``curriculum``, ``pass@1``,
-    ``reference``."""
-    return pd.read_csv(path, dtype={"pass@1": float})
-
-
-def paper_table(source: str, paper: pd.DataFrame | None = None) -> Table:
-    """The published table ``source`` as a :class:`Table` (one "seed" per cell)."""
-    p = paper_results() if paper is None else paper
-    p = p[p["source"] == source].assign(seed=0, step=0, run=lambda d: d.index.astype(str))
-    return aggregate(p, SPECS[source], splits=None)
-
-
-def relative_gain(table: Table, baseline: str = "random") -> pd.DataFrame:
-    """``(curriculum - baseline) / baseline`` of the cell means, per row and group.
-
-    Returns:
-        the cell keys and ``gain`` (a fraction; NaN when the baseline is missing or 0).
-    """
-    spec = table.spec
-    c = table.cells
-    base = c[c[spec.column] == baseline].set_index([*spec.rows, *spec.groups])["mean"]
-    key = pd.MultiIndex.from_frame(c[[*spec.rows, *spec.groups]])
-    b = base.reindex(key).to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gain = np.where(b > 0, (c["mean"].to_numpy(dtype=float) - b) / b, np.nan)
-    return c[spec.keys].assign(gain=gain)
-
-
-def side_by_side(
-    table: Table,
-    paper: pd.DataFrame | None = None,
-    *,
-    paper_model: str | None = None,
-    baseline: str = "random",
-) -> pd.DataFrame:
-    """Our cells next to the published ones (source = ``table.spec.name``).
-
-    Args:
-        paper_model: the paper model our runs are compared with; default: the run's own model
-            when the paper has it, else ``qwen2.5_3b`` (the smaller one).
-
-    Returns:
-        the cell keys, ``paper_model``, ``ours`` (mean), ``std``, ``n``, ``paper``,
-        ``ours_gain`` and ``paper_gain`` (relative to ``baseline``, fractions).
-    """
-    spec = table.spec
-    p = paper_results() if paper is None else paper
-    p = p[p["source"] == spec.name]
-    paper_models = set(p["model"])
-    out = table.cells[[*spec.keys, "mean", "std", "n"]].rename(columns={"mean": "ours"}).copy()
-    if "model" in out:
-        out["paper_model"] = [
-            paper_model or (m if m in paper_models else "qwen2.5_3b") for m in out["model"].astype(str)
-        ]
-    else:
-        out["paper_model"] = paper_model or "qwen2.5_3b"
-    out["ours_gain"] = relative_gain(table, baseline)["gain"].to_numpy()
-    keys = [k for k in ("task", "split", "algorithm", "curriculum") if k in spec.keys]
-    ref = p.rename(columns={"model": "paper_model", "pass@1": "paper"})
-    ref_gain = ref.merge(
-        ref[ref["curriculum"] == baseline][[*[k for k in keys if k != "curriculum"], "paper_model", "paper"]].rename(
-            columns={"paper": "base"}
-        ),
-        on=[*[k for k in keys if k != "curriculum"], "paper_model"],
-        how="left",
-    )
-    ref_gain["paper_gain"] = (ref_gain["paper"] - ref_gain["base"]) / ref_gain["base"]
-    merged = out.merge(ref_gain[[*keys, "paper_model", "paper", "paper_gain"]], on=[*keys, "paper_model"], how="left")
-    return merged
-
-
-def side_by_side_markdown(sbs: pd.DataFrame, spec: TableSpec, baseline: str = "random") -> str:
-    """The side-by-side frame as markdown: one line per cell, ours (mean ± std, n seeds) and
-    the paper's value, each with its gain over ``baseline``."""
-    keys = [k for k in spec.keys if k in (*spec.rows, "model", spec.column) or sbs[k].nunique(dropna=False) > 1]
-    head = [KEY_LABELS.get(k, k) for k in keys] + [
-        "ours (mean ± std, n)",
-        f"ours vs {baseline}",
-        "paper model",
-        "paper",
-        f"paper vs {baseline}",
-    ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    order = [sort_values(k, sbs[k]) for k in spec.keys]
-    srt = sorted(
-        sbs.itertuples(index=False),
-        key=lambda r: tuple(o.index(getattr(r, k)) for o, k in zip(order, spec.keys, strict=True)),
-    )
-    for r in srt:
-        d = r._asdict()
-        ours = "-" if pd.isna(d["ours"]) else f"{d['ours']:.3f}"
-        if d["n"] > 1 and not pd.isna(d["std"]):
-            ours += f" ± {d['std']:.3f}"
-        ours += f" ({int(d['n'])})"
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    *(label(k, d[k]) for k in keys),
-                    ours,
-                    _pct(d["ours_gain"]) if d[spec.column] != baseline else "",
-                    label("model", d["paper_model"]),
-                    "-" if pd.isna(d["paper"]) else f"{d['paper']:.3f}",
-                    _pct(d["paper_gain"]) if d[spec.column] != baseline else "",
-                ]
-            )
-            + " |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _pct(x: float) -> str:
-    return "-" if pd.isna(x) else f"{100 * x:+.1f}%"

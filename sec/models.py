@@ -8,6 +8,10 @@
    SmolLM2-135M-Instruct, dequantised by transformers (``gguf_file=``, needs ``gguf``) once
    and cached as safetensors under ``<cache_dir>/models/<name>``.
 
+``source: random_init`` builds a tiny randomly initialised model (tests); ``source: pretrain`` the
+testbed's model, pre-trained by this project on first use (:mod:`sec.testbed`). Both are cached
+under ``<cache_dir>/models``.
+
 The chosen source is logged and returned, so every run records where its weights came from.
 """
 
@@ -27,7 +31,7 @@ from urllib.parse import urlparse
 
 log = logging.getLogger("sec.models")
 
-SOURCES = ("auto", "hub", "cache", "package", "local", "random_init")
+SOURCES = ("auto", "hub", "cache", "package", "local", "random_init", "pretrain")
 
 
 class ModelSourceError(RuntimeError):
@@ -165,7 +169,8 @@ def resolve_model(cfg: Mapping[str, Any], cache_dir: str | Path) -> ResolvedMode
     Args:
         cfg: ``name``, ``source`` (one of :data:`SOURCES`), ``hub_id``, optional
             ``local_path``, ``package`` (``module``, ``gguf_file``), or, for
-            ``random_init``, ``architecture`` / ``config`` / ``tokenizer``.
+            ``random_init``, ``architecture`` / ``config`` / ``tokenizer``, for ``pretrain``,
+            ``architecture`` / ``config`` / ``pretrain`` (:mod:`sec.testbed`).
         cache_dir: where dequantised and random models are kept.
 
     Raises:
@@ -180,6 +185,10 @@ def resolve_model(cfg: Mapping[str, Any], cache_dir: str | Path) -> ResolvedMode
     hub_id = cfg.get("hub_id")
     if source == "random_init":
         return ResolvedModel(str(_materialise_random(cfg, cache_dir)), "random_init")
+    if source == "pretrain":
+        from sec.testbed import materialise
+
+        return ResolvedModel(str(materialise(cfg, cache_dir)), "pretrain")
     if source == "local" or (source == "auto" and cfg.get("local_path")):
         path = Path(str(cfg.get("local_path") or ""))
         if not (path / "config.json").exists():

@@ -22,10 +22,10 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from analysis import figures, tables
+from analysis import figures, paper, tables
 from analysis.load import load_runs, records_from_wandb_history
 from analysis.report import main as report_main
-from analysis.summary import paired_vs_baseline
+from analysis.summary import level_slope, overview, paired_vs_baseline, run_summary
 from conftest import CONF, ROOT
 from sec.metrics import MetricsWriter, read_metrics
 from sec.workspace import check_config
@@ -106,6 +106,51 @@ def test_loader_reports_failed_and_unfinished_runs(sweep, tmp_path):
     only = load_runs([root], finished_only=True)
     assert (str(cut), "unfinished (no done.json), last step 1") in only.skipped
     assert only.train["run"].nunique() == 3
+
+
+def test_failed_runs_are_listed_with_their_error(sweep, tmp_path):
+    """issue 15 item 3: a run with failed.json is named with the error it records, in the loader and
+    in the report: one that failed before its first step (a real `sec.launch` whose data cache is a
+    file) and one that failed after step 1 (a finished job cut back, its failure recorded by the
+    Workspace's own recorder)."""
+    from omegaconf import OmegaConf
+
+    from sec.workspace import Workspace
+
+    root = tmp_path / "mixed"
+    shutil.copytree(sweep, root)
+    not_a_dir = tmp_path / "cache_is_a_file"
+    not_a_dir.write_text("")
+    early = root / "8_early"
+    r = subprocess.run(
+        [sys.executable, "-m", "sec.launch", "profile=tiny", "task=countdown", f"hydra.run.dir={early}"],
+        cwd=ROOT, env=dict(os.environ, SEC_CACHE_DIR=str(not_a_dir)), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode != 0 and (early / "failed.json").exists() and not (early / "metrics.jsonl").exists()
+    (early / "launch.log").unlink(missing_ok=True)  # the reason must come from failed.json (no log under SLURM)
+    early_error = json.loads((early / "failed.json").read_text())["error"]
+    assert early_error.startswith("NotADirectoryError")
+    late = sorted(p for p in root.iterdir() if (p / "done.json").exists())[0]
+    (late / "done.json").unlink()
+    kept = [r for r in read_metrics(late / "metrics.jsonl") if r["step"] <= 1]
+    (late / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    try:
+        raise RuntimeError("boom at step 2")
+    except RuntimeError as exc:
+        Workspace(OmegaConf.load(late / "config.yaml"), late)._record_failure(exc)
+    runs = load_runs([root])
+    assert (str(early), f"no metrics.jsonl: failed or stopped before its first step; failed.json: {early_error}") in (
+        runs.skipped
+    )
+    assert runs.failed == {str(late): "RuntimeError: boom at step 2"}
+    index = root.parent / "report"
+    assert report_main([str(root), "--out", str(index)]) == 0
+    text = (index / "index.md").read_text()
+    assert f"- failed `{late}` after step 1: RuntimeError: boom at step 2" in text
+    assert (
+        f"- skipped `{early}`: no metrics.jsonl: failed or stopped before its first step; failed.json: {early_error}"
+        in (text)
+    )
 
 
 def _numeric(r: dict) -> dict:
@@ -229,7 +274,7 @@ def test_aggregate_mean_std_ranks_and_renderings():
     assert "\\toprule" in tex and tex.count("\\\\") == 3
     csv = pd.read_csv(io.StringIO(tables.to_csv(t)))
     assert len(csv) == 6 and set(csv.columns) >= {"mean", "std", "n", "rank", "seeds"}
-    gain = tables.relative_gain(t).set_index(["split", "curriculum"])["gain"]
+    gain = paper.relative_gain(t).set_index(["split", "curriculum"])["gain"]
     assert gain[("id", "sec")] == pytest.approx(0.85 / 0.6 - 1) and gain[("id", "random")] == 0
 
 
@@ -312,7 +357,7 @@ def _sec_md() -> Path | None:
 
 @pytest.mark.parametrize("source,index", [("table1", 0), ("figure4", 1), ("table2", 2)])
 def test_paper_tables_render_sec_md_exactly(source, index):
-    rendered = _md_tables(tables.to_markdown(tables.paper_table(source)))[0]
+    rendered = _md_tables(tables.to_markdown(paper.paper_table(source)))[0]
     expected = _md_tables(SEC_MD_TABLES)[index]
     assert [_plain(r) for r in rendered] == [_plain(r) for r in expected]
 
@@ -326,7 +371,7 @@ def test_transcription_matches_sec_md():
 
 
 def test_paper_csv_has_every_number_once_with_its_source():
-    p = tables.paper_results()
+    p = paper.paper_results()
     assert p.groupby("source").size().to_dict() == {"table1": 54, "figure4": 12, "table2": 8}
     assert not p.duplicated(["source", "task", "split", "model", "algorithm", "curriculum"]).any()
     assert p["reference"].str.contains("arXiv:2505.14970").all()
@@ -334,7 +379,7 @@ def test_paper_csv_has_every_number_once_with_its_source():
 
 def test_headline_gains_of_sec_over_random():
     """SEC.md §4: 3B OOD Countdown +13%, Zebra +21%, ARC-1D +22%, AIME24 +33%."""
-    g = tables.relative_gain(tables.paper_table("table1"))
+    g = paper.relative_gain(paper.paper_table("table1"))
     g = g[(g["model"] == "qwen2.5_3b") & (g["curriculum"] == "sec")].set_index(["task", "split"])["gain"]
     got = {k: round(100 * g[k]) for k in [("countdown", "ood"), ("zebra", "ood"), ("arc", "ood"), ("math", "aime24")]}
     assert got == {("countdown", "ood"): 13, ("zebra", "ood"): 21, ("arc", "ood"): 22, ("math", "aime24"): 33}
@@ -343,13 +388,13 @@ def test_headline_gains_of_sec_over_random():
 def test_side_by_side_puts_each_cell_beside_the_paper(sweep):
     runs = load_runs([sweep])
     t = tables.aggregate(tables.best_checkpoint(runs.eval), tables.TABLE1)
-    sbs = tables.side_by_side(t).set_index(["split", "curriculum"])
+    sbs = paper.side_by_side(t).set_index(["split", "curriculum"])
     # tiny is not a paper model: compared with the paper's 3B
     assert set(sbs["paper_model"]) == {"qwen2.5_3b"}
     assert sbs.loc[("ood", "sec"), "paper"] == 0.542 and sbs.loc[("id", "random"), "paper"] == 0.859
     assert sbs.loc[("ood", "sec"), "paper_gain"] == pytest.approx(0.542 / 0.479 - 1)
     assert (sbs["n"] == 2).all()
-    seven = tables.side_by_side(t, paper_model="qwen2.5_7b").set_index(["split", "curriculum"])
+    seven = paper.side_by_side(t, paper_model="qwen2.5_7b").set_index(["split", "curriculum"])
     assert seven.loc[("ood", "sec"), "paper"] == 0.555
 
 
@@ -520,3 +565,42 @@ def test_paired_vs_random_pairs_by_seed_with_a_student_t_interval():
     assert one["seeds"] == 1 and one["diff mean"] == pytest.approx(0.3) and np.isnan(one["ci low"])
     # no baseline runs: nothing to compare
     assert paired_vs_baseline(per_run[per_run["curriculum"] != "random"]).empty
+
+
+# --------------------------------------------------------------------------- the curriculum comparison
+
+
+def test_level_slope_and_quarters_and_rollouts_per_signal_group(sweep):
+    assert level_slope(np.array([0, 50, 100]), np.array([1.0, 1.5, 2.0])) == pytest.approx(1.0)  # per 100 steps
+    assert level_slope(np.array([0, 1, 2]), np.array([2.0, 2.0, 2.0])) == pytest.approx(0.0)
+    assert np.isnan(level_slope(np.array([3]), np.array([2.0])))
+    runs = load_runs([sweep])
+    per_run = run_summary(runs)
+    for _, r in per_run.iterrows():
+        t = runs.train[runs.train["run"] == r["run"]]
+        g = runs.configs[r["run"]]["algorithm"]["num_generations"]
+        wasted = t["zero_variance_frac"].mean()
+        expected = np.inf if wasted == 1 else g / (1 - wasted)
+        assert r["rollouts per signal group"] == pytest.approx(expected)
+        lv = t.sort_values("step")["curriculum/sampled_level_mean"].to_numpy()
+        assert r["level slope"] == pytest.approx(np.polyfit(t.sort_values("step")["step"], lv, 1)[0] * 100)
+        assert r["level by quarter"].count(" / ") == 3
+        assert r["id pass@1 best"] >= r["id pass@1 final"] - 1e-12  # the best checkpoint is at least the last
+    text = overview(runs)
+    assert "mean sampled level per quarter" in text and "rollouts/signal group" in text
+    assert text.index("\nrandom") < text.index("\nsec")  # display order
+
+
+def test_report_compares_every_metric_against_random_and_shows_the_bandit(sweep, tmp_path):
+    out = tmp_path / "report"
+    assert report_main([str(sweep), "--out", str(out), "--levels", "--eval-window", "1"]) == 0
+    index = (out / "index.md").read_text()
+    for name in ("ID pass@1 (best checkpoint)", "OOD pass@1 (last)", "rollouts per signal group",
+                 "sampled level slope (/100 steps)", "### The curriculum's state over training",
+                 "### pass@1 per level over training", "![level_curves](level_curves.png)"):  # fmt: skip
+        assert name in index, name
+    paired = pd.read_csv(out / "paired_vs_random.csv")
+    assert set(paired["metric"]) >= {"id pass@1 best", "ood pass@1 best", "id pass@1 final", "level slope"}
+    state = pd.read_csv(out / "bandit_state.csv")
+    assert set(state.loc[state["curriculum"] == "sec", "what"]) == {"q", "prob"}
+    assert set(state.loc[state["curriculum"] == "random", "what"]) == {"prob"}

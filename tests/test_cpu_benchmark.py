@@ -189,7 +189,7 @@ def test_benchmark_command_runs_sweep_and_report(tmp_path: Path):
     row = paired[paired["metric"] == "id pass@1 final"].iloc[0]
     assert row["diff mean"] == pytest.approx((joined["sec"] - joined["random"]).mean(), abs=1e-5)
     index = (tmp_path / "report" / "index.md").read_text()
-    assert "## Per curriculum and per run" in index and "wasted rollouts" in index
+    assert "## Per curriculum and per run" in index and "| wasted |" in index
     assert (tmp_path / "report" / "figure3.png").exists()
     # a rerun finds every run finished and only remakes the report
     again = bench()

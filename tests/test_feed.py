@@ -84,3 +84,30 @@ def test_feed_module_imports_no_engine():
     code = f"import sys, sec.curriculum; print(sorted(m for m in {engines} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_feed_reports_the_curriculum_overhead_of_draw_and_update_not_the_engine():
+    import time
+
+    problems = [{"level": lv} for lv in (1, 1, 2, 2, 3, 3)]
+    policy = build("sec", [(p["level"],) for p in problems])
+    sample, update = policy.sample, policy.update
+
+    def slow_sample(n):
+        time.sleep(0.03)
+        return sample(n)
+
+    def slow_update(*args):
+        time.sleep(0.02)
+        return update(*args)
+
+    policy.sample, policy.update = slow_sample, slow_update
+    feed = CurriculumFeed(policy, problems)
+    idx = feed.draw(2)
+    time.sleep(0.3)  # the engine's rollouts and optimizer step: not the curriculum's
+    stats = feed.feed(np.repeat(idx, 2), np.ones(4))
+    assert 50.0 <= stats["curriculum/overhead_ms"] < 300.0
+    # the next step counts its own draw only
+    idx = feed.draw(2)
+    policy.sample = sample
+    assert 20.0 <= feed.feed(np.repeat(idx, 2), np.ones(4))["curriculum/overhead_ms"] < 300.0

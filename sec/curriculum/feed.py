@@ -3,11 +3,14 @@
 :func:`token_mean_abs` reduces an engine's advantages to the per-rollout |A| the policies read
 (torch tensors are duck-typed: reduced where they live, without importing torch here); a
 :class:`CurriculumFeed` draws the problems of a step from the policy, feeds the step's |A| and
-task rewards back and keeps the step's curriculum metrics.
+task rewards back and keeps the step's curriculum metrics, among them what the curriculum cost
+(``curriculum/overhead_ms``: the wall time of the draw and of the update, measured here, so the
+same for every engine).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -57,6 +60,11 @@ class CurriculumFeed:
         policy: the curriculum.
         problems: the training problem records, indexed like the policy's problems.
         difficulty_field: record field averaged into ``curriculum/sampled_level_mean``.
+
+    A step's metrics include ``curriculum/overhead_ms``: the wall time (``time.perf_counter``, in
+    milliseconds) of :meth:`draw` (the policy's ``probs`` and ``sample`` and the draw's metrics)
+    plus that of :meth:`feed` (``update`` and the metrics after it): everything the curriculum
+    adds to an RL step; the engine's rollouts and optimizer step are not in it.
     """
 
     def __init__(
@@ -68,6 +76,7 @@ class CurriculumFeed:
         self._drawn: np.ndarray | None = None
         self._stats: dict[str, float] = {}
         self._task_rewards: list[float] | None = None
+        self._draw_ms = 0.0
 
     def record_rewards(self, rewards: Sequence[float]) -> None:
         """Keep the task rewards of the current step's rollouts (in row order) for objectives
@@ -76,6 +85,7 @@ class CurriculumFeed:
 
     def draw(self, n: int) -> np.ndarray:
         """The ``n`` problem indices of the next step (one per group)."""
+        t0 = time.perf_counter()
         probs = self.policy.probs()
         idx = self.policy.sample(n)
         self._drawn = idx
@@ -84,6 +94,7 @@ class CurriculumFeed:
         if level is not None:
             stats["curriculum/sampled_level_mean"] = level
         self._stats = stats
+        self._draw_ms = (time.perf_counter() - t0) * 1e3
         return idx
 
     def _difficulty(self, idx: np.ndarray) -> float | None:
@@ -104,13 +115,15 @@ class CurriculumFeed:
     ) -> dict[str, float]:
         """Update the policy from one step's rollouts (see :meth:`CurriculumPolicy.update`)
         and return this step's curriculum metrics: the probabilities the batch was drawn
-        with, the values and counts after the update and each arm's reward.
+        with, the values and counts after the update, each arm's reward and
+        ``curriculum/overhead_ms`` (the draw's and this update's wall time, class doc).
 
         ``reward_of_rows`` defaults to the rewards given to :meth:`record_rewards` this step.
 
         Raises:
             ValueError: if the recorded rewards are not one per row.
         """
+        t0 = time.perf_counter()
         if reward_of_rows is None and self._task_rewards is not None:
             reward_of_rows, self._task_rewards = self._task_rewards, None
             if len(reward_of_rows) != len(abs_adv_of_rows):
@@ -122,6 +135,8 @@ class CurriculumFeed:
         for arm, r in rewards.items():
             stats[f"curriculum/{arm_name(arm)}/reward"] = r
         stats["curriculum/abs_adv_mean"] = float(np.mean(abs_adv_of_rows)) if len(abs_adv_of_rows) else 0.0
+        stats["curriculum/overhead_ms"] = self._draw_ms + (time.perf_counter() - t0) * 1e3
+        self._draw_ms = 0.0
         self._stats = stats
         return stats
 

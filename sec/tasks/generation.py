@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from sec.tasks.records import render_prompt
 from sec.tasks.registry import get_task
 from sec.tasks.timed_items import ItemGenerationError, default_workers, iter_raw
 
@@ -212,7 +211,7 @@ class _Run:
                 "level": self.level,
                 "split": self.split,
                 "question": question,
-                "prompt": render_prompt(question),
+                "prompt": self.task.prompt_template.format(question=question),
                 "answer": json.dumps(self.task.answer_payload(item), sort_keys=True),
                 "metadata": json.dumps(item.get("metadata") or {}, sort_keys=True, default=str),
             }

@@ -94,6 +94,8 @@ class PuzzleTask(Task):
     generator: ClassVar[str]
     #: the task's prompt texts, hashed into the cache key (a changed prompt is a new data set)
     prompt_texts: ClassVar[tuple[str, ...]] = ()
+    #: the model's input around ``{question}`` (SEC.md §2: the TinyZero template)
+    prompt_template: ClassVar[str] = TINYZERO_TEMPLATE
 
     @property
     def answer_key(self) -> str:  # type: ignore[override]
@@ -394,6 +396,5 @@ def _rg_scorer(generator: str) -> Callable[[str | None, dict[str, Any]], float]:
 def _generation_settings(cfg: Mapping[str, Any]) -> tuple[float, int | None]:
     """``(item_timeout_s, gen_workers)`` of a task config (generation settings, not hashed)."""
     workers = cfg.get("gen_workers")
-    return float(cfg.get("item_timeout_s", generation.DEFAULT_ITEM_TIMEOUT_S)), None if workers is None else int(
-        workers
-    )
+    timeout_s = float(cfg.get("item_timeout_s", generation.DEFAULT_ITEM_TIMEOUT_S))
+    return timeout_s, None if workers is None else int(workers)

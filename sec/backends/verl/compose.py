@@ -78,6 +78,8 @@ def _available_offline(path: str) -> bool:
     """Whether transformers can load ``path`` without the network (a directory or a cached hub id)."""
     if Path(path).expanduser().is_dir():
         return True
+    if Path(path).is_absolute() or path.startswith((".", "~")):
+        return False  # a local directory not made yet (a model built on first use): not a hub id either
     from huggingface_hub import try_to_load_from_cache
 
     return isinstance(try_to_load_from_cache(path, "config.json"), str)

@@ -57,6 +57,10 @@ def model_path(cfg: DictConfig, cache_dir: str | Path, *, resolve: bool) -> tupl
         return resolved.path, resolved.source
     if m.get("local_path"):
         return str(m.local_path), None
+    if m.get("source") == "pretrain":  # the testbed's model, cached by its settings (sec/testbed.py)
+        from sec.testbed import model_dir
+
+        return str(model_dir(m, cache_dir)), None
     if m.get("source") in ("random_init", "package") or not m.get("hub_id"):
         return str(Path(cache_dir) / "models" / str(m.name)), None
     return str(m.hub_id), None

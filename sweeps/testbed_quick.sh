@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make sweep`: a quick look at the curriculum testbed (docs/testbed.md) on this machine: the project's
+# own ~1M-parameter model on bare arithmetic (built once on first use, a few minutes), curricula
+# random / ordered / SEC with one seed, 150 GRPO steps each, two runs at a time; then a summary of what
+# the curricula did (the sampled level per quarter of training, the wasted share of rollout groups,
+# ID / OOD pass@1) and the report with Figure 3 in report/testbed_quick/. The full benchmark, with 5
+# seeds and paired intervals, is `bash sweeps/testbed.sh`. Extra arguments go to sec.launch.
+#   bash sweeps/testbed_quick.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PY:-.venv/bin/python}"
+SWEEP="${SWEEP:-multirun/testbed_quick}"
+"$PY" -m sec.launch -m experiment=testbed profile="${PROFILE:-testbed_quick}" \
+    hydra/launcher=joblib hydra.launcher.n_jobs="${JOBS:-2}" "hydra.sweep.dir=$SWEEP" "$@"
+"$PY" -m analysis.report "$SWEEP" --out "${REPORT:-report/testbed_quick}" --levels --window 10 --eval-window 1 \
+    --figure3-curricula random,ordered,sec > /dev/null
+"$PY" -m analysis.summary "$SWEEP"
+echo "Figure 3 and the tables: ${REPORT:-report/testbed_quick}/index.md"
