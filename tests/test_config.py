@@ -23,7 +23,7 @@ def compose_cfg(*overrides: str):
 
 
 def test_groups_offer_what_the_readme_says():
-    assert options("task") == ["arc", "arith", "countdown", "math", "puzzles", "zebra"]
+    assert options("task") == ["arc", "arith", "arith_bare", "countdown", "math", "puzzles", "zebra"]
     assert {"smollm2_135m", "qwen2.5_3b", "qwen2.5_7b", "tiny"} <= set(options("model"))
     assert options("algorithm") == ["grpo", "ppo", "rloo"]
     assert options("curriculum") == [
