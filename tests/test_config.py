@@ -23,7 +23,8 @@ def compose_cfg(*overrides: str):
 
 
 def test_groups_offer_what_the_readme_says():
-    assert {"countdown", "zebra", "arc", "math", "puzzles", "arith_bare"} <= set(options("task"))  # each: tests/test_task_registry.py
+    # each task: tests/test_task_registry.py
+    assert {"countdown", "zebra", "arc", "math", "puzzles", "arith_bare"} <= set(options("task"))
     assert {"smollm2_135m", "qwen2.5_3b", "qwen2.5_7b", "tiny"} <= set(options("model"))
     assert options("algorithm") == ["grpo", "ppo", "rloo"]
     assert options("curriculum") == [
