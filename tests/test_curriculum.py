@@ -170,6 +170,21 @@ def test_state_of_another_policy_or_arm_set_is_rejected():
         sec().load_state_dict(build("sec", ARMS[:5]).state_dict())
 
 
+def test_state_of_an_older_version_loads_or_fails_in_one_line():
+    # states written before within-category samplers had no "within": they drew uniformly
+    state = sec().state_dict()
+    del state["within"]
+    restored = sec(seed=5)
+    restored.load_state_dict(state)
+    assert restored.sample(6).tolist() == sec().sample(6).tolist()  # the same draws as the saved policy
+    queue = build("sec", ARMS, "curriculum/within=queue")
+    with pytest.raises(ValueError, match="no 'within' part"):
+        queue.load_state_dict(state)
+    del state["q"]
+    with pytest.raises(ValueError, match="lacks 'q'"):
+        sec().load_state_dict(state)
+
+
 def test_random_is_uniform_over_problems_without_replacement_per_epoch():
     r = build("random", ARMS, seed=1)
     first_epoch = np.concatenate([r.sample(5), r.sample(5)])

@@ -89,7 +89,13 @@ class ArmBandit(CurriculumPolicy):
         self.q = np.asarray(state["q"], dtype=np.float64)
         self.observed = np.asarray(state["observed"], dtype=np.int64)
         self.updates = int(state["updates"])
-        self.within.load_state_dict(state["within"])
+        if "within" not in state and self.within.state_dict():
+            raise ValueError(
+                f"curriculum state has no 'within' part (written before within-category samplers, when every "
+                f"draw was uniform); this run draws with {type(self.within).__name__}"
+            )
+        # a state without 'within' drew uniformly, whose state is empty: it loads into Uniform as is
+        self.within.load_state_dict(state.get("within", {}))
 
 
 class SECBandit(ArmBandit):

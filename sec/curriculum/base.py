@@ -262,17 +262,22 @@ class CurriculumPolicy(ABC):
         """Restore a state from :meth:`state_dict`.
 
         Raises:
-            ValueError: if the state belongs to another policy or another set of arms.
+            ValueError: if the state belongs to another policy or another set of arms, or lacks a
+                part this policy needs (a state of another version).
         """
         if state.get("name") != self.name:
             raise ValueError(f"curriculum state is for {state.get('name')!r}, this policy is {self.name!r}")
         arms = tuple(tuple(a) for a in state["arms"])
         if arms != self.arms:
             raise ValueError(f"curriculum state has arms {list(arms)}, the training set has {list(self.arms)}")
-        self.rng.bit_generator.state = state["rng"]
-        self.counts = np.asarray(state["counts"], dtype=np.int64)
-        self.steps = int(state["steps"])
-        self._load_state(state)
+        try:
+            self.rng.bit_generator.state = state["rng"]
+            self.counts = np.asarray(state["counts"], dtype=np.int64)
+            self.steps = int(state["steps"])
+            self._load_state(state)
+        except KeyError as e:
+            missing = e.args[0]
+            raise ValueError(f"curriculum state of {self.name!r} lacks {missing!r}: another version's state") from e
 
     # ------------------------------------------------------------------ for subclasses
     @abstractmethod
