@@ -115,7 +115,7 @@ def test_failed_runs_are_listed_with_their_error(sweep, tmp_path):
     Workspace's own recorder)."""
     from omegaconf import OmegaConf
 
-    from sec.workspace import Workspace
+    from sec.workspace import FAILED, Workspace
 
     root = tmp_path / "mixed"
     shutil.copytree(sweep, root)
@@ -134,10 +134,7 @@ def test_failed_runs_are_listed_with_their_error(sweep, tmp_path):
     (late / "done.json").unlink()
     kept = [r for r in read_metrics(late / "metrics.jsonl") if r["step"] <= 1]
     (late / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
-    try:
-        raise RuntimeError("boom at step 2")
-    except RuntimeError as exc:
-        Workspace(OmegaConf.load(late / "config.yaml"), late)._record_failure(exc)
+    Workspace(OmegaConf.load(late / "config.yaml"), late)._record(FAILED, {"error": "RuntimeError: boom at step 2"})
     runs = load_runs([root])
     assert (str(early), f"no metrics.jsonl: failed or stopped before its first step; failed.json: {early_error}") in (
         runs.skipped
