@@ -1,15 +1,14 @@
 """analysis/: the loader on a real tiny sweep (experiment=table1), the best-checkpoint rule, the
-tables (mean ± std, highlights, LaTeX/CSV), the published numbers against SEC.md, the figures
-read back from the figure objects and the PNG files, the wandb history inverse and the report
-command."""
+tables (mean ± std, highlights, LaTeX/CSV), the side by side with the paper, the figures read back
+from the figure objects and the PNG files, the wandb history inverse, the report command and the
+curriculum comparison. The published numbers: test_paper_numbers.py; the sweep definitions and
+the paired comparison: test_experiments.py."""
 
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -19,16 +18,13 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from hydra import compose, initialize_config_dir
 
 from analysis import figures, paper, tables
 from analysis.load import load_runs, records_from_wandb_history
 from analysis.report import main as report_main
-from analysis.summary import level_slope, overview, paired_vs_baseline, run_summary
-from conftest import CONF, ROOT
+from analysis.summary import level_slope, overview, run_summary
+from conftest import ROOT
 from sec.metrics import MetricsWriter, read_metrics
-from sec.workspace import check_config
 
 # --------------------------------------------------------------------------- a real tiny sweep
 
@@ -290,98 +286,6 @@ def test_a_cell_that_mixes_configs_is_named():
     assert len(t.warnings) == 2 and all("differ in: curriculum.tau" in w for w in t.warnings)
 
 
-# --------------------------------------------------------------------------- the published numbers
-
-# SEC.md §4's three tables, transcribed verbatim (for clones without ../shared/paper/SEC.md;
-# test_transcription_matches_sec_md checks this copy against SEC.md wherever it exists)
-SEC_MD_TABLES = """
-| task | split | 3B random | 3B ordered | 3B SEC | 7B random | 7B ordered | 7B SEC |
-|---|---|---|---|---|---|---|---|
-| Countdown | ID | 0.859 | 0.551 | 0.866 | 0.858 | 0.820 | 0.872 |
-| Countdown | OOD | 0.479 | 0.321 | 0.542 | 0.566 | 0.442 | 0.555 |
-| Zebra | ID | 0.517 | 0.534 | 0.547 | 0.573 | 0.572 | 0.587 |
-| Zebra | OOD | 0.285 | 0.329 | 0.345 | 0.321 | 0.311 | 0.355 |
-| ARC-1D | ID | 0.501 | 0.476 | 0.500 | 0.512 | 0.526 | 0.514 |
-| ARC-1D | OOD | 0.313 | 0.363 | 0.381 | 0.436 | 0.428 | 0.418 |
-| Math | MATH500 | 0.668 | 0.672 | 0.672 | 0.774 | 0.759 | 0.761 |
-| Math | AMC22-23 | 0.345 | 0.352 | 0.351 | 0.486 | 0.477 | 0.511 |
-| Math | AIME24 | 0.075 | 0.054 | 0.100 | 0.138 | 0.150 | 0.175 |
-
-| task | split | random | SEC-2D |
-|---|---|---|---|
-| Countdown | ID | 0.837 | 0.839 |
-| Countdown | OOD | 0.418 | 0.428 |
-| Zebra | ID | 0.513 | 0.539 |
-| Zebra | OOD | 0.254 | 0.312 |
-| ARC | ID | 0.380 | 0.418 |
-| ARC | OOD | 0.251 | 0.327 |
-
-| RL method | split | random | SEC |
-|---|---|---|---|
-| PPO | ID | 0.621 | 0.750 |
-| PPO | OOD | 0.159 | 0.224 |
-| RLOO | ID | 0.821 | 0.859 |
-| RLOO | OOD | 0.465 | 0.494 |
-"""
-
-
-def _md_tables(text: str) -> list[list[list[str]]]:
-    """Markdown tables of a text: rows of stripped cells, the --- line dropped."""
-    out, cur = [], []
-    for line in [*text.splitlines(), ""]:
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if not all(set(c) <= {"-"} for c in cells):
-                cur.append(cells)
-        elif cur:
-            out.append(cur)
-            cur = []
-    return out
-
-
-def _plain(cells: list[str]) -> list[str]:
-    """Markup off (**bold**, <u>underline</u>), the two names of ARC's row unified."""
-    cells = [re.sub(r"\*\*|</?u>", "", c) for c in cells]
-    return ["ARC" if c == "ARC-1D" else c for c in cells]
-
-
-def _sec_md() -> Path | None:
-    for p in (os.environ.get("SEC_PAPER_MD"), ROOT.parent / "shared" / "paper" / "SEC.md"):
-        if p and Path(p).exists():
-            return Path(p)
-    return None
-
-
-@pytest.mark.parametrize("source,index", [("table1", 0), ("figure4", 1), ("table2", 2)])
-def test_paper_tables_render_sec_md_exactly(source, index):
-    rendered = _md_tables(tables.to_markdown(paper.paper_table(source)))[0]
-    expected = _md_tables(SEC_MD_TABLES)[index]
-    assert [_plain(r) for r in rendered] == [_plain(r) for r in expected]
-
-
-def test_transcription_matches_sec_md():
-    path = _sec_md()
-    if path is None:
-        pytest.skip("SEC.md is not beside this clone (../shared/paper/SEC.md); set SEC_PAPER_MD to check")
-    text = path.read_text()
-    assert _md_tables(text[text.index("## 4.") :]) == _md_tables(SEC_MD_TABLES)
-
-
-def test_paper_csv_has_every_number_once_with_its_source():
-    p = paper.paper_results()
-    assert p.groupby("source").size().to_dict() == {"table1": 54, "figure4": 12, "table2": 8}
-    assert not p.duplicated(["source", "task", "split", "model", "algorithm", "curriculum"]).any()
-    assert p["reference"].str.contains("arXiv:2505.14970").all()
-
-
-def test_headline_gains_of_sec_over_random():
-    """SEC.md §4: 3B OOD Countdown +13%, Zebra +21%, ARC-1D +22%, AIME24 +33%."""
-    g = paper.relative_gain(paper.paper_table("table1"))
-    g = g[(g["model"] == "qwen2.5_3b") & (g["curriculum"] == "sec")].set_index(["task", "split"])["gain"]
-    got = {k: round(100 * g[k]) for k in [("countdown", "ood"), ("zebra", "ood"), ("arc", "ood"), ("math", "aime24")]}
-    assert got == {("countdown", "ood"): 13, ("zebra", "ood"): 21, ("arc", "ood"): 22, ("math", "aime24"): 33}
-
-
 def test_side_by_side_puts_each_cell_beside_the_paper(sweep):
     runs = load_runs([sweep])
     t = tables.aggregate(tables.best_checkpoint(runs.eval), tables.TABLE1)
@@ -463,105 +367,6 @@ def test_report_command_writes_tables_figures_and_index(sweep, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert report_main([str(empty), "--out", str(tmp_path / "r2")]) == 1
-
-
-# --------------------------------------------------------------------------- the sweep definitions
-
-
-def _jobs(experiment: str, *overrides: str) -> list[list[str]]:
-    """The job overrides Hydra's basic sweeper makes of ``experiment=<name> <overrides>``: the
-    experiment's (and profile's) `hydra.sweeper.params`, the command line winning per key.
-    Call inside ``initialize_config_dir``."""
-    cfg = compose(config_name="config", overrides=[f"experiment={experiment}", *overrides], return_hydra_config=True)
-    params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
-    for o in overrides:
-        k, v = o.split("=", 1)
-        params[k] = v.split(",")
-    keys = list(params)
-    return [[f"{k}={v}" for k, v in zip(keys, combo, strict=True)] for combo in itertools.product(*params.values())]
-
-
-def _compose(experiment: str, job: list[str]):
-    return compose(config_name="config", overrides=[f"experiment={experiment}", *job])
-
-
-@pytest.mark.parametrize(
-    "experiment,extra,n_jobs,tag",
-    [
-        ("table1", ["profile=paper"], 4 * 3 * 2 * 3, "table1"),
-        ("figure3", ["profile=paper"], 4 * 2 * 3, "table1"),
-        ("figure4", ["profile=paper"], 2 * 3, "figure4"),
-        ("figure1", ["profile=paper"], 2 * 3, "figure1"),
-        ("table2", ["profile=paper", "algorithm=rloo"], 2 * 3, "table2"),
-    ],
-)
-def test_experiments_define_the_paper_sweeps(experiment, extra, n_jobs, tag):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        _check_paper_sweep(experiment, extra, n_jobs, tag)
-
-
-def _check_paper_sweep(experiment, extra, n_jobs, tag):
-    jobs = _jobs(experiment, *extra)
-    assert len(jobs) == n_jobs
-    for job in (j for j in jobs if "seed=0" in j):  # seeds do not change the composition
-        cfg = _compose(experiment, job)
-        check_config(cfg)
-        assert cfg.tag == tag and cfg.model.name.startswith("qwen2.5_")
-        assert cfg.train.prompts_per_step == 256 and cfg.eval.k == 8
-        pair_steps = 240 if cfg.model.name == "qwen2.5_3b" or cfg.task.name == "math" else 120  # SEC.md §3
-        steps = {"table2": 120, "figure4": 720}.get(experiment, pair_steps)
-        assert cfg.train.steps == steps
-    if experiment == "table2":
-        assert _compose("table2", ["curriculum=sec", "algorithm=rloo"]).curriculum.tau == 0.25
-        assert (
-            yaml.safe_load((CONF / "experiment" / "table2.yaml").read_text().split("hydra:")[0])["table2_sec_tau"][
-                "ppo"
-            ]
-            == 1.0
-        )
-        if (CONF / "algorithm" / "ppo.yaml").exists():
-            assert len(_jobs("table2", "profile=paper")) == 12
-            assert _compose("table2", ["curriculum=sec", "algorithm=ppo"]).curriculum.tau == 1.0
-
-
-@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
-def test_tiny_profile_turns_every_experiment_into_a_cpu_smoke_sweep(experiment):
-    extra = ["profile=tiny", "seed=0"] + (["algorithm=rloo"] if experiment == "table2" else [])
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        jobs = _jobs(experiment, *extra)
-        assert all("model=tiny" in job for job in jobs)
-        cfg = _compose(experiment, jobs[-1])  # the paper-scale check above composes every job
-        check_config(cfg)
-        assert cfg.model.name == "tiny" and cfg.train.steps == 2 and cfg.train.prompts_per_step == 2
-
-
-# --------------------------------------------------------------------------- paired against random
-
-
-def test_paired_vs_random_pairs_by_seed_with_a_student_t_interval():
-    # sec - random per seed: ID 0.1, 0.2, 0.3 (seed 3 has no random run: not paired);
-    # mean 0.2, std 0.1, t_{0.975, 2} = 4.3027 (a t table), so the interval is 0.2 ± 0.2484.
-    rows = [("random", s, r, 0.1, 0.8) for s, r in [(0, 0.2), (1, 0.3), (2, 0.4)]]
-    rows += [("sec", s, r, 0.1, 0.7) for s, r in [(0, 0.3), (1, 0.5), (2, 0.7), (3, 0.9)]]
-    rows += [("ordered", 0, 0.5, 0.2, 0.6)]
-    per_run = pd.DataFrame(rows, columns=["curriculum", "seed", "id pass@1 final", "ood pass@1 final", "wasted"])
-    per_run.insert(0, "task", "arith")
-    p = paired_vs_baseline(per_run).set_index(["curriculum", "metric"])
-    sec_id = p.loc[("sec", "id pass@1 final")]
-    assert sec_id["seeds"] == 3 and sec_id["diff mean"] == pytest.approx(0.2)
-    assert sec_id["diff std"] == pytest.approx(0.1)
-    assert (sec_id["ci low"], sec_id["ci high"]) == pytest.approx((0.2 - 0.24841, 0.2 + 0.24841), abs=1e-5)
-    assert 0.05 < sec_id["p"] < 0.1  # t = 0.2 / (0.1 / sqrt 3) = 3.46 on 2 dof: p = 0.074
-    # equal differences on every seed: no spread, so no p; the interval collapses onto the mean
-    sec_ood = p.loc[("sec", "ood pass@1 final")]
-    assert sec_ood["diff mean"] == pytest.approx(0.0) and np.isnan(sec_ood["p"])
-    assert (sec_ood["ci low"], sec_ood["ci high"]) == pytest.approx((0.0, 0.0), abs=1e-12)
-    assert p.loc[("sec", "wasted"), "diff mean"] == pytest.approx(-0.1)
-    # one shared seed: a difference, no interval
-    one = p.loc[("ordered", "id pass@1 final")]
-    assert one["seeds"] == 1 and one["diff mean"] == pytest.approx(0.3) and np.isnan(one["ci low"])
-    # no baseline runs: nothing to compare
-    assert paired_vs_baseline(per_run[per_run["curriculum"] != "random"]).empty
 
 
 # --------------------------------------------------------------------------- the curriculum comparison
