@@ -72,8 +72,9 @@ def sacct_states(job: str, attempts: bool = False, timeout: float = 60) -> list[
 
 
 def comparable(records: list[dict]) -> list[dict]:
-    """Metrics records without wall-clock fields."""
-    return [{k: v for k, v in r.items() if "time" not in k} for r in records]
+    """Metrics records without wall-clock fields (``wall_time_s``, TRL's timings, the curriculum's
+    ``curriculum/overhead_ms``)."""
+    return [{k: v for k, v in r.items() if "time" not in k and not k.endswith("_ms")} for r in records]
 
 
 def assert_same_records(a: list[dict], b: list[dict]) -> None:
