@@ -9,8 +9,9 @@
    and cached as safetensors under ``<cache_dir>/models/<name>``.
 
 ``source: random_init`` builds a tiny randomly initialised model (tests); ``source: pretrain`` the
-testbed's model, pre-trained by this project on first use (:mod:`sec.testbed`). Both are cached
-under ``<cache_dir>/models``.
+testbed's model, pre-trained by this project on first use (:mod:`sec.testbed`); ``source: sft`` a
+pretrained model (``base:``) after a format warm-up SFT with TRL (:mod:`sec.warmup`). All three are
+cached under ``<cache_dir>/models``.
 
 The chosen source is logged and returned, so every run records where its weights came from.
 """
@@ -31,7 +32,7 @@ from urllib.parse import urlparse
 
 log = logging.getLogger("sec.models")
 
-SOURCES = ("auto", "hub", "cache", "package", "local", "random_init", "pretrain")
+SOURCES = ("auto", "hub", "cache", "package", "local", "random_init", "pretrain", "sft")
 
 
 class ModelSourceError(RuntimeError):
@@ -170,7 +171,8 @@ def resolve_model(cfg: Mapping[str, Any], cache_dir: str | Path) -> ResolvedMode
         cfg: ``name``, ``source`` (one of :data:`SOURCES`), ``hub_id``, optional
             ``local_path``, ``package`` (``module``, ``gguf_file``), or, for
             ``random_init``, ``architecture`` / ``config`` / ``tokenizer``, for ``pretrain``,
-            ``architecture`` / ``config`` / ``pretrain`` (:mod:`sec.testbed`).
+            ``architecture`` / ``config`` / ``pretrain`` (:mod:`sec.testbed`), for ``sft``, ``base`` /
+            ``sft`` / ``prompt_format`` (:mod:`sec.warmup`).
         cache_dir: where dequantised and random models are kept.
 
     Raises:
@@ -189,6 +191,10 @@ def resolve_model(cfg: Mapping[str, Any], cache_dir: str | Path) -> ResolvedMode
         from sec.testbed import materialise
 
         return ResolvedModel(str(materialise(cfg, cache_dir)), "pretrain")
+    if source == "sft":
+        from sec.warmup import materialise as warm_up
+
+        return ResolvedModel(str(warm_up(cfg, cache_dir)), "sft")
     if source == "local" or (source == "auto" and cfg.get("local_path")):
         path = Path(str(cfg.get("local_path") or ""))
         if not (path / "config.json").exists():

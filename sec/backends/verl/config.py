@@ -61,6 +61,10 @@ def model_path(cfg: DictConfig, cache_dir: str | Path, *, resolve: bool) -> tupl
         from sec.testbed import model_dir
 
         return str(model_dir(m, cache_dir)), None
+    if m.get("source") == "sft":  # a pretrained model after the warm-up SFT, cached by its settings (sec/warmup.py)
+        from sec.warmup import model_dir as warmup_dir
+
+        return str(warmup_dir(m, cache_dir)), None
     if m.get("source") in ("random_init", "package") or not m.get("hub_id"):
         return str(Path(cache_dir) / "models" / str(m.name)), None
     return str(m.hub_id), None
