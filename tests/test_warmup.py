@@ -130,3 +130,19 @@ def test_the_external_check_composes_with_verl_and_validates(tmp_path):
     c = run.config
     assert c.actor_rollout_ref.model.path == str(warmup.model_dir(cfg.model, cfg.paths.cache_dir))
     assert (c.data.train_batch_size, c.actor_rollout_ref.rollout.n) == (8, 8)
+
+
+@pytest.mark.slow
+def test_the_external_check_end_to_end(tmp_path):
+    """sweeps/testbed_smollm2.sh as it ships: the warm-up model (built if not cached), random / SEC x
+    seeds 0-3, then the report with SEC minus random paired over 4 seeds (~1 h on 2 cores)."""
+    import pandas as pd
+    from test_testbed import _sweep
+
+    r = _sweep("sweeps/testbed_smollm2.sh", tmp_path, timeout=3 * 3600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    per_cur = pd.read_csv(tmp_path / "report" / "per_curriculum.csv")
+    assert sorted(per_cur["curriculum"]) == ["random", "sec"] and (per_cur["seeds"] == 4).all()
+    paired = pd.read_csv(tmp_path / "report" / "paired_vs_random.csv")
+    assert (paired["seeds"] == 4).all() and paired["ci low"].notna().all()
+    assert {"id pass@1 best", "ood pass@1 best", "wasted", "rollouts per signal group"} <= set(paired["metric"])
