@@ -35,7 +35,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -325,23 +325,60 @@ def default_config(name: str = "testbed_lm", overrides: Sequence[str] = ()) -> d
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sec.testbed build [--model NAME] [--cache-dir DIR] [key=value ...]``: build (or
-    find) the testbed model and print its directory."""
+def build_command(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    default_model: str,
+    example: str,
+    build: Callable[[dict[str, Any], str], Path],
+    errors: tuple[type[Exception], ...],
+) -> Path | None:
+    """The ``build [--model NAME] [--cache-dir DIR] [key=value ...]`` command shared by the
+    project's model builders (``python -m sec.testbed``, ``python -m sec.warmup``).
+
+    Args:
+        argv: the arguments after the program name (``None``: ``sys.argv[1:]``).
+        prog, description: the program's name and help text.
+        default_model: the ``conf/model/<name>.yaml`` used without ``--model``.
+        example: one dotlist override shown in the help, e.g. ``pretrain.steps=600``.
+        build: ``materialise(cfg, cache_dir) -> model directory``.
+        errors: the exceptions that mean bad input: printed as one line to stderr.
+
+    Returns:
+        The model directory, or ``None`` after printing the error (the caller exits 1).
+    """
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m sec.testbed", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=prog, description=description)
     ap.add_argument("command", choices=["build"])
-    ap.add_argument("overrides", nargs="*", help="OmegaConf dotlist over the model config, e.g. pretrain.steps=600")
-    ap.add_argument("--model", default="testbed_lm", help="conf/model/<name>.yaml (default testbed_lm)")
+    ap.add_argument("overrides", nargs="*", help=f"OmegaConf dotlist over the model config, e.g. {example}")
+    ap.add_argument("--model", default=default_model, help=f"conf/model/<name>.yaml (default {default_model})")
     ap.add_argument("--cache-dir", default=None, help="default: $SEC_CACHE_DIR or ~/.cache/sec")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)  # options before or after the overrides
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cache = args.cache_dir or os.environ.get("SEC_CACHE_DIR") or str(Path.home() / ".cache" / "sec")
     try:
-        path = materialise(default_config(args.model, args.overrides), cache)
-    except TestbedBuildError as e:
-        print(f"sec.testbed: {e}", file=sys.stderr)
+        return build(default_config(args.model, args.overrides), cache)
+    except errors as e:
+        print(f"{prog.removeprefix('python -m ')}: {e}", file=sys.stderr)
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sec.testbed build [--model NAME] [--cache-dir DIR] [key=value ...]``: build (or
+    find) the testbed model and print its directory."""
+    path = build_command(
+        argv,
+        prog="python -m sec.testbed",
+        description=__doc__.split("\n\n")[0],
+        default_model="testbed_lm",
+        example="pretrain.steps=600",
+        build=materialise,
+        errors=(TestbedBuildError,),
+    )
+    if path is None:
         return 1
     record = json.loads((path / PRETRAIN_RECORD).read_text())
     print(f"{path}  ({record['parameters']} parameters, pre-trained in {record['seconds']:.0f}s)")

@@ -147,7 +147,7 @@ def warmup(cfg: Mapping[str, Any], cache_dir: str | Path) -> tuple[Any, Any, dic
     """
     import datasets
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from sec.models import resolve_model
@@ -187,6 +187,7 @@ def warmup(cfg: Mapping[str, Any], cache_dir: str | Path) -> tuple[Any, Any, dic
             disable_tqdm=True,
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+        trainer.remove_callback(PrinterCallback)  # stdout is the build command's answer; losses go to the record
         kept = len(trainer.train_dataset)
         if kept < len(rows):  # TRL truncates at max_length, then drops rows left without completion
             raise WarmupBuildError(
@@ -239,23 +240,19 @@ def materialise(cfg: Mapping[str, Any], cache_dir: str | Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sec.warmup build [--model NAME] [--cache-dir DIR] [key=value ...]``: build (or
     find) the warm-up model and print its directory."""
-    import argparse
-
     from sec.models import ModelSourceError
-    from sec.testbed import default_config
+    from sec.testbed import build_command
 
-    ap = argparse.ArgumentParser(prog="python -m sec.warmup", description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["build"])
-    ap.add_argument("overrides", nargs="*", help="OmegaConf dotlist over the model config, e.g. sft.steps=100")
-    ap.add_argument("--model", default="smollm2_135m_sft", help="conf/model/<name>.yaml (default smollm2_135m_sft)")
-    ap.add_argument("--cache-dir", default=None, help="default: $SEC_CACHE_DIR or ~/.cache/sec")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cache = args.cache_dir or os.environ.get("SEC_CACHE_DIR") or str(Path.home() / ".cache" / "sec")
-    try:
-        path = materialise(default_config(args.model, args.overrides), cache)
-    except (WarmupBuildError, ModelSourceError) as e:
-        print(f"sec.warmup: {e}", file=sys.stderr)
+    path = build_command(
+        argv,
+        prog="python -m sec.warmup",
+        description=__doc__.split("\n\n")[0],
+        default_model="smollm2_135m_sft",
+        example="sft.steps=100",
+        build=materialise,
+        errors=(WarmupBuildError, ModelSourceError),
+    )
+    if path is None:
         return 1
     record = json.loads((path / SFT_RECORD).read_text())
     base, loss = record["settings"]["base"], record["loss"][-1][1]

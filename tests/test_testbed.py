@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -173,6 +174,26 @@ def test_bad_pretrain_settings_are_one_clear_error(tmp_path):
         testbed.cache_key(tiny_cfg(task="countdown_nope"))
     with pytest.raises(testbed.TestbedBuildError, match="basic_arithmetic"):
         testbed.cache_key(tiny_cfg(task="countdown"))
+
+
+def test_build_command_builds_prints_the_directory_and_reports_bad_settings_in_one_line(tmp_path):
+    """``python -m sec.testbed build`` as a real process: dotlist overrides over conf/model, the cached
+    directory printed; bad settings exit 1 with one line on stderr and cache nothing."""
+    tiny = ["config.hidden_size=16", "config.intermediate_size=32", "config.num_hidden_layers=1",
+            "config.num_attention_heads=2", "config.num_key_value_heads=2", "pretrain.steps=4",
+            "pretrain.batch_size=8", "pretrain.warmup_steps=1", "pretrain.decay_steps=2",
+            "pretrain.exclude_test_items=30"]  # fmt: skip
+    cmd = [sys.executable, "-m", "sec.testbed", "build", "--cache-dir", str(tmp_path), *tiny]
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+    path = Path(ok.stdout.splitlines()[-1].split()[0])  # the last line (wandb may print before it)
+    assert path == testbed.model_dir(tiny_cfg(), tmp_path) and (path / testbed.PRETRAIN_RECORD).exists()
+    assert "parameters, pre-trained in" in ok.stdout
+    bad = subprocess.run([*cmd, "pretrain.steps=2"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert bad.returncode == 1 and str(tmp_path) not in bad.stdout
+    errors = [line for line in bad.stderr.splitlines() if not re.match(r"\d{4}-\d\d-\d\d ", line)]  # log lines
+    assert len(errors) == 1 and re.fullmatch(r"sec\.testbed: model\.pretrain\.steps \(2\) .*warmup_steps.*", errors[0])
+    assert [p.name for p in path.parent.iterdir() if p.is_dir()] == [path.name]  # besides lock files
 
 
 # ------------------------------------------------------------------------------------------ the benchmark

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from test_testbed import sweep_jobs
 
-from conftest import CONF
+from conftest import CONF, ROOT
 from sec import testbed, warmup
 from sec.models import resolve_model
 from sec.workspace import check_config
@@ -90,6 +93,22 @@ def test_bad_warmup_settings_are_one_clear_error(tmp_path):
     with pytest.raises(warmup.WarmupBuildError, match=r"model.sft.max_length=4: \d+ of 12"):
         warmup.materialise(tiny_cfg(max_length=4), tmp_path)
     assert not warmup.model_dir(tiny_cfg(max_length=4), tmp_path).exists()
+
+
+def test_build_command_builds_prints_the_directory_and_reports_bad_settings_in_one_line(tmp_path):
+    """``python -m sec.warmup build`` as a real process (tiny base): the cached directory printed;
+    a bad base exits 1 with one line on stderr."""
+    tiny = ["base=tiny", "sft.steps=3", "sft.batch_size=4", "sft.exclude_test_items=30", "sft.learning_rate=1e-3"]
+    cmd = [sys.executable, "-m", "sec.warmup", "build", "--cache-dir", str(tmp_path), *tiny]
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+    path = Path(ok.stdout.splitlines()[-1].split()[0])  # the last line (wandb may print before it)
+    assert path == warmup.model_dir(tiny_cfg(), tmp_path) and (path / warmup.SFT_RECORD).exists()
+    assert "(SFT of tiny in" in ok.stdout
+    bad = subprocess.run([*cmd, "base=nope"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    errors = [line for line in bad.stderr.splitlines() if not re.match(r"\d{4}-\d\d-\d\d ", line)]  # log lines
+    assert bad.returncode == 1 and str(tmp_path) not in bad.stdout and len(errors) == 1
+    assert re.fullmatch(r"sec\.warmup: .*model\.base='nope'.*", errors[0])
 
 
 # ------------------------------------------------------------------------------------------ the check's sweep
