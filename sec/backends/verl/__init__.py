@@ -14,6 +14,10 @@ choosing every batch. No fork or patch of verl; one module per responsibility:
 * :mod:`~sec.backends.verl.smoke` — the verdict of the first GPU run (``profile=smoke``).
 * :mod:`~sec.backends.verl.trl_compat` — imported at ``import verl`` in every process
   (``VERL_USE_EXTERNAL_MODULES``): lets verl's model build run next to TRL 1.16.
+* ``backend.device=cpu`` (verl's own loop on the CPU, docs/verl.md): :mod:`~sec.backends.verl.cpu`
+  (imported at ``import verl``: the ``cpu`` platform, the FSDP engine for it, the ``hf`` rollout
+  engine of :mod:`~sec.backends.verl.hf_rollout`) and :mod:`~sec.backends.verl.replacements` (the
+  verl internals no registry reaches).
 
 Inside verl's trainer, :mod:`sec.backends.verl_ext` is the dataset (the curriculum draws each
 batch, ``on_batch_end`` feeds the advantages back) and the reward function. Nothing here imports
@@ -31,7 +35,14 @@ from sec.backends.verl.compose import (
     validate_verl_config,
     verl_command,
 )
-from sec.backends.verl.config import ADV_ESTIMATORS, PASSTHROUGH_TEMPLATE, model_path, verl_overrides
+from sec.backends.verl.config import (
+    ADV_ESTIMATORS,
+    PASSTHROUGH_TEMPLATE,
+    device_settings,
+    model_path,
+    verl_env_vars,
+    verl_overrides,
+)
 from sec.backends.verl.data import val_records, verl_rows, write_run_files
 from sec.backends.verl.launch import prepare_resume, train
 from sec.backends.verl.metrics import MetricsMerger
@@ -46,6 +57,7 @@ __all__ = [
     "VerlRun",
     "build",
     "compose_verl_config",
+    "device_settings",
     "dry_run",
     "model_path",
     "prepare_resume",
@@ -53,6 +65,7 @@ __all__ = [
     "val_records",
     "validate_verl_config",
     "verl_command",
+    "verl_env_vars",
     "verl_overrides",
     "verl_paths",
     "verl_rows",

@@ -24,6 +24,41 @@ PASSTHROUGH_TEMPLATE = "{% for message in messages %}{{ message.content }}{% end
 ADV_ESTIMATORS = {"grpo": "grpo", "rloo": "rloo", "ppo": "gae"}
 #: imported at ``import verl`` in the driver and every Ray worker (verl's VERL_USE_EXTERNAL_MODULES)
 TRL_COMPAT = "sec.backends.verl.trl_compat"
+#: ``backend.device=cpu``: the CPU platform, FSDP engine and ``hf`` rollout (sec/backends/verl/cpu.py)
+CPU_PLUGIN = "sec.backends.verl.cpu"
+#: ``backend.device`` -> (rollout engine, FSDP strategy) when ``backend.rollout_engine`` /
+#: ``backend.strategy`` are null
+DEVICE_DEFAULTS = {"cuda": ("vllm", "fsdp"), "cpu": ("hf", "fsdp2")}
+#: rollout engines and strategies that run on each device
+DEVICE_ALLOWS = {"cuda": ({"vllm", "sglang", "trtllm"}, {"fsdp", "fsdp2"}), "cpu": ({"hf"}, {"fsdp2"})}
+
+
+def device_settings(cfg: DictConfig) -> tuple[str, str, str]:
+    """(device, rollout engine, FSDP strategy) of a run: ``backend.device`` (``cuda``, the
+    default: GPUs with vLLM and NCCL; ``cpu``: verl's own loop on this machine's CPU, rollout
+    ``hf``, gloo, FSDP2; docs/verl.md), with ``backend.rollout_engine`` / ``backend.strategy``
+    defaulting per device.
+
+    Raises:
+        ConfigError: an unknown device, or an engine / strategy that does not run on it (vLLM on
+            the CPU, FSDP1 on the CPU: its loader formats the device as ``cpu:<index>``).
+    """
+    be = cfg.backend
+    device = str(be.get("device") or "cuda")
+    if device not in DEVICE_DEFAULTS:
+        raise ConfigError(f"backend.device={device!r}: expected one of {sorted(DEVICE_DEFAULTS)}")
+    engine = str(be.get("rollout_engine") or DEVICE_DEFAULTS[device][0])
+    strategy = str(be.get("strategy") or DEVICE_DEFAULTS[device][1])
+    engines, strategies = DEVICE_ALLOWS[device]
+    if engine not in engines:
+        raise ConfigError(
+            f"backend.rollout_engine={engine!r} does not run on backend.device={device} (use {sorted(engines)})"
+        )
+    if strategy not in strategies:
+        raise ConfigError(
+            f"backend.strategy={strategy!r} does not run on backend.device={device} (use {sorted(strategies)})"
+        )
+    return device, engine, strategy
 
 
 def _value(v: Any) -> str:
@@ -40,6 +75,11 @@ def _value(v: Any) -> str:
     if re.fullmatch(r"[A-Za-z0-9_./:@+-]+", s) and s not in ("true", "false", "null"):
         return s
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _quoted(s: str) -> str:
+    """A string as a quoted Hydra override value (stays a string: Ray's env_vars take strings only)."""
+    return "'" + str(s).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def model_path(cfg: DictConfig, cache_dir: str | Path, *, resolve: bool) -> tuple[str, str | None]:
@@ -129,7 +169,7 @@ def _actor_keys(cfg: DictConfig, model: str, mini_batch: int, max_tokens: int) -
     return {
         "actor_rollout_ref.model.path": model,
         "actor_rollout_ref.model.use_remove_padding": bool(be.use_remove_padding),
-        f"{actor}.strategy": str(be.strategy),
+        f"{actor}.strategy": device_settings(cfg)[2],
         f"{actor}.optim.lr": float(train.learning_rate),
         f"{actor}.optim.betas": [float(b) for b in train.adam_betas],
         f"{actor}.optim.weight_decay": float(train.weight_decay),
@@ -151,7 +191,7 @@ def _rollout_keys(cfg: DictConfig) -> dict[str, Any]:
     """n rollouts per problem at the training temperature; validation pass@1 over k samples."""
     be, rollout = cfg.backend, "actor_rollout_ref.rollout"
     return {
-        f"{rollout}.name": str(be.rollout_engine),
+        f"{rollout}.name": device_settings(cfg)[1],
         f"{rollout}.n": int(cfg.algorithm.num_generations),
         f"{rollout}.temperature": float(cfg.train.temperature),
         f"{rollout}.tensor_model_parallel_size": int(be.tensor_model_parallel_size),
@@ -167,7 +207,7 @@ def _critic_keys(cfg: DictConfig, model: str, max_tokens: int) -> dict[str, Any]
     return {
         "critic.model.path": model,
         "critic.model.use_remove_padding": bool(be.use_remove_padding),
-        "critic.strategy": str(be.strategy),
+        "critic.strategy": device_settings(cfg)[2],
         "critic.optim.lr": float(be.critic_learning_rate),
         "critic.optim.betas": [float(b) for b in train.adam_betas],
         "critic.optim.weight_decay": float(train.weight_decay),
@@ -194,6 +234,69 @@ def _trainer_keys(cfg: DictConfig, paths: VerlPaths) -> dict[str, Any]:
         "trainer.project_name": str(cfg.logger.get("project") or "sec"),
         "trainer.experiment_name": f"{cfg.task.name}-{cfg.curriculum.name}-s{cfg.seed}",
     }
+
+
+def _cpu_keys(cfg: DictConfig) -> dict[str, Any]:
+    """``backend.device=cpu``: verl's own loop on the CPU (docs/verl.md, "verl on a CPU").
+
+    fp32 throughout (no mixed precision; the TRL backend trains CPU runs in fp32 too), no
+    torch.compile, no activation recomputation (TRL's CPU runs have none either; memory is bounded
+    by ``max_token_len_per_gpu``); the ``hf`` rollout keeps its weights between steps (nothing to
+    free) and draws reproducible rollouts (``full_determinism``: the request id is the row, seeded
+    by ``rollout.seed`` = the run's seed); one agent-loop and one reward worker (each is a
+    process); with one worker, verl's batch balancing across workers has nothing to balance.
+    """
+    be, rollout, fsdp = cfg.backend, "actor_rollout_ref.rollout", "actor_rollout_ref.actor.fsdp_config"
+    gpus = int(be.nnodes) * int(be.n_gpus_per_node)
+    return {
+        "trainer.device": "cpu",
+        "trainer.balance_batch": gpus > 1,
+        "actor_rollout_ref.model.enable_gradient_checkpointing": False,
+        f"{fsdp}.use_torch_compile": False,
+        f"{fsdp}.model_dtype": "fp32",
+        f"{rollout}.dtype": "float32",
+        f"{rollout}.free_cache_engine": False,
+        f"{rollout}.full_determinism": True,
+        f"{rollout}.seed": int(cfg.seed),
+        f"{rollout}.agent.num_workers": 1,
+        f"{rollout}.checkpoint_engine.backend": "naive",
+        "reward.num_workers": 1,
+    }
+
+
+def _cpu_free_keys(cfg: DictConfig) -> list[str]:
+    """The ``++`` (add) keys of a CPU run: fp32 FSDP2 policy, the ``hf`` engine's settings, and
+    Ray's logical resources (every trainer bundle asks {CPU: 3, GPU: 1}: ``num_cpus`` counts
+    scheduling slots, not cores; the GPUs are logical, one per trainer worker)."""
+    be = cfg.backend
+    gpus = int(be.nnodes) * int(be.n_gpus_per_node)
+    fsdp = "++actor_rollout_ref.actor.fsdp_config.mixed_precision"
+    hf = "++actor_rollout_ref.rollout.engine_kwargs.hf"
+    cpu = be.get("cpu") or {}
+    out = [f"{fsdp}.{k}=fp32" for k in ("param_dtype", "reduce_dtype", "buffer_dtype")]
+    for key, value in (cpu.get("rollout") or {}).items():
+        out.append(f"{hf}.{key}={_value(value)}")
+    out.append(f"++ray_kwargs.ray_init.num_cpus={int(cpu.get('ray_num_cpus') or 3 * gpus + 6)}")
+    out.append(f"++ray_kwargs.ray_init.num_gpus={gpus}")
+    out.append("++ray_kwargs.ray_init.include_dashboard=false")
+    return out
+
+
+def external_modules(cfg: DictConfig) -> str:
+    """``VERL_USE_EXTERNAL_MODULES`` of a run: the TRL shim, and the CPU plugin on the CPU."""
+    return ",".join([TRL_COMPAT, CPU_PLUGIN] if device_settings(cfg)[0] == "cpu" else [TRL_COMPAT])
+
+
+def verl_env_vars(cfg: DictConfig) -> dict[str, str]:
+    """Environment of verl's processes (the launcher's child and, through
+    ``ray_kwargs.ray_init.runtime_env``, every Ray worker): verl's external modules, and on the
+    CPU ``VERL_PLATFORM=cpu`` (sec/backends/verl/cpu.py) and torch's thread count."""
+    env = {"VERL_USE_EXTERNAL_MODULES": external_modules(cfg)}
+    if device_settings(cfg)[0] == "cpu":
+        env["VERL_PLATFORM"] = "cpu"
+        if cfg.backend.get("num_threads"):
+            env["OMP_NUM_THREADS"] = str(int(cfg.backend.num_threads))
+    return env
 
 
 def verl_overrides(cfg: DictConfig, paths: VerlPaths, model: str) -> list[str]:
@@ -223,6 +326,9 @@ def verl_overrides(cfg: DictConfig, paths: VerlPaths, model: str) -> list[str]:
         "critic.enable": ppo,
         **_trainer_keys(cfg, paths),
     }
+    cpu = device_settings(cfg)[0] == "cpu"
+    if cpu:
+        o.update(_cpu_keys(cfg))
     if not be.dynamic_batch_size:
         o["actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu"] = int(be.micro_batch_size_per_gpu)
         o["actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu"] = int(be.micro_batch_size_per_gpu)
@@ -241,6 +347,8 @@ def verl_overrides(cfg: DictConfig, paths: VerlPaths, model: str) -> list[str]:
         out.append(f"++{part}.model.override_config.attn_implementation={_value(str(be.attn_implementation))}")
     env = "++ray_kwargs.ray_init.runtime_env.env_vars"
     out.append(f"{env}.VERL_FILE_LOGGER_PATH={_value(str(paths.verl_log))}")
-    out.append(f"{env}.VERL_USE_EXTERNAL_MODULES={TRL_COMPAT}")
+    out += [f"{env}.{k}={_quoted(v)}" for k, v in verl_env_vars(cfg).items()]
+    if cpu:
+        out += _cpu_free_keys(cfg)
     out += [str(x) for x in be.get("overrides") or []]
     return out
