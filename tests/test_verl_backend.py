@@ -323,10 +323,13 @@ def test_validation_set_is_plain_and_compute_score_is_pass_at_1(tmp_path, tokeni
     assert compute_score(item["data_source"], f"\\boxed{{{ref}}}", item["reward_model"]["ground_truth"], info) == {
         "score": 1.0,
         "acc": 1.0,
+        "answered": 1.0,
         "reward_timeout": 0.0,
     }
     wrong = compute_score(item["data_source"], "\\boxed{1}", item["reward_model"]["ground_truth"], info)
-    assert wrong == {"score": 0.1, "acc": 0.0, "reward_timeout": 0.0}
+    assert wrong == {"score": 0.1, "acc": 0.0, "answered": 1.0, "reward_timeout": 0.0}
+    none = compute_score(item["data_source"], "no answer", item["reward_model"]["ground_truth"], info)
+    assert none["answered"] == 0.0
     assert info["answer_extraction"] == "boxed"
     # the CPU benchmark's rule travels in extra_info too (task.answer_extraction)
     arith = json.dumps({"generator": "basic_arithmetic", "answer": "-4"})
@@ -334,6 +337,7 @@ def test_validation_set_is_plain_and_compute_score_is_pass_at_1(tmp_path, tokeni
     assert compute_score("arith/level_2", "5 - 9 = -4", arith, last) == {
         "score": 1.0,
         "acc": 1.0,
+        "answered": 1.0,
         "reward_timeout": 0.0,
     }
     assert compute_score("arith/level_2", "5 - 9 = -4", arith, {**last, "answer_extraction": "boxed"})["acc"] == 0.0

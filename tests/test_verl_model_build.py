@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 HERE = Path(__file__).resolve()
 
@@ -85,7 +86,7 @@ def tiny_config(tmp_path_factory):
 def test_verl_builds_the_actor_with_the_launchers_environment(tiny_config):
     from sec.backends.verl.launch import verl_env
 
-    r = run_child(tiny_config, verl_env())
+    r = run_child(tiny_config, verl_env(OmegaConf.create({"backend": {}})))
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["module"] == "LlamaForCausalLM" and out["attn"] == "sdpa" and out["checkpointing"]
@@ -99,7 +100,7 @@ def test_without_the_shim_verls_model_build_fails_on_trl_1_16(tiny_config):
     from sec.backends.verl.launch import verl_env
 
     assert trl_compat.needed()  # TRL 1.16 is installed next to verl
-    env = verl_env()
+    env = verl_env(OmegaConf.create({"backend": {}}))  # the GPU path's environment
     env.pop("VERL_USE_EXTERNAL_MODULES")
     r = run_child(tiny_config, env)
     assert r.returncode != 0

@@ -26,6 +26,7 @@ from verl.utils.checkpoint.checkpoint_manager import should_save_ckpt_esi
 from conftest import CONF
 from sec import rundir
 from sec.backends import verl as vb
+from sec.backends import verl_ext
 from sec.backends.verl.launch import spawn, stop, supervise
 from sec.backends.verl_ext import ESI_EXPIRATION
 from sec.errors import RunInterrupted
@@ -82,7 +83,10 @@ def test_save_request_makes_verls_esi_hook_save_at_the_next_step(tmp_path, monke
         assert should_save_ckpt_esi(max_steps_duration=30.0)  # and it stays due
         dataset[4]  # step 3: verl saves it, then calls on_batch_end
         (paths.checkpoints / "global_step_3").mkdir(parents=True)
-        dataset.on_batch_end(feedback(dataset, 3))
+        monkeypatch.setattr(verl_ext, "HOLD_S", 0.5)
+        t0 = time.monotonic()
+        dataset.on_batch_end(feedback(dataset, 3))  # holds verl for the launcher to stop it
+        assert time.monotonic() - t0 >= 0.5
         assert rundir.is_complete(paths.checkpoints / "global_step_3")
         assert ESI_EXPIRATION not in os.environ and not should_save_ckpt_esi(max_steps_duration=30.0)
     finally:

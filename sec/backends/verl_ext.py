@@ -19,7 +19,8 @@ Settings come from ``sec_spec.json`` beside the training parquet (written by
 Preemption: when the launcher has written ``save_request`` (SLURM's preemption signal,
 sec/backends/verl/launch.py), :meth:`SECDataset.on_batch_end` arms verl's public ESI hook in the
 trainer's process (:data:`ESI_EXPIRATION`, read by ``should_save_ckpt_esi`` at every step's save
-point of ``RayPPOTrainer.fit``), so verl saves the next step's checkpoint.
+point of ``RayPPOTrainer.fit``), so verl saves the next step's checkpoint; once that checkpoint
+holds the curriculum state it holds verl until the launcher stops it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ from sec.tasks.rewards import score_completion
 #: environment (``verl/utils/checkpoint/checkpoint_manager.py: should_save_ckpt_esi``, SageMaker's
 #: variable): once it is due, verl saves at the next step's save point (``trainer.save_freq > 0``)
 ESI_EXPIRATION = "SAGEMAKER_CURRENT_CAPACITY_BLOCK_EXPIRATION_TIMESTAMP"
+#: after the checkpoint a preemption asked for, how long verl is held for the launcher to stop
+#: it (seconds); past that (the launcher is gone or stuck), training goes on
+HOLD_S = 600.0
 
 
 def compute_score(
@@ -57,9 +61,10 @@ def compute_score(
         extra_info: the row's ``extra_info`` (``task``, ``format_reward``, ``answer_extraction``).
 
     Returns:
-        ``{"score": r, "acc": c, "reward_timeout": t}``: ``score`` is the training reward (1
+        ``{"score": r, "acc": c, "answered": a, "reward_timeout": t}``: ``score`` is the training reward (1
         correct, ``format_reward`` boxed but wrong, else 0; SEC.md §2), ``acc`` the validation
         score (1 / 0) that verl averages into ``val-core/<data_source>/acc/mean@k`` (pass@1),
+        ``answered`` 1 when an answer was extracted and checked (the ``reward/checks`` count),
         ``reward_timeout`` 1 when the answer's check did not finish in time (scored 0; the bound
         holds in verl's reward threads too: docs/rewards.md).
 
@@ -75,6 +80,7 @@ def compute_score(
     return {
         "score": score.reward(train=True, format_reward=float(info["format_reward"])),
         "acc": float(score.correct),
+        "answered": float(score.answered),
         "reward_timeout": float(score.timed_out),
     }
 
@@ -177,6 +183,7 @@ class SECDataset(RLHFDataset):
         record.update({k: v for k, v in before.items() if not k.endswith(("/count", "/prob"))})
         record.update(self.feed.pop_stats())
         record.update({k: v for k, v in self.policy.stats().items() if k.endswith("/count")})
+        record["problems"] = [int(x) for x in self.drawn]  # the rows of this step, in slot order
         self._log(record)
         self.step = step
         self.pending = step
@@ -206,6 +213,13 @@ class SECDataset(RLHFDataset):
         record: dict[str, Any] = {"step": step, "phase": "update"}
         record.update({k: v for k, v in stats.items() if not k.endswith("/prob")})
         record["zero_variance_frac"] = _zero_variance_frac(batch.non_tensor_batch["uid"], scores)
+        record["reward_std"] = float(np.std(scores)) if scores.size else 0.0
+        nt = batch.non_tensor_batch
+        if "answered" in nt:
+            record["reward/checks"] = int(np.sum(np.asarray(nt["answered"], dtype=np.float64)))
+        if "reward_timeout" in nt:
+            record["reward/timeouts"] = int(np.sum(np.asarray(nt["reward_timeout"], dtype=np.float64)))
+        record["fed_problems"] = sorted(int(x) for x in rows)  # the rows verl trained on, one per rollout
         self._log(record)
         self.pending = None
         ckpt = self.checkpoint_dir / f"global_step_{step}"
@@ -215,14 +229,22 @@ class SECDataset(RLHFDataset):
         self._request_save(saved)
 
     def _request_save(self, saved: bool) -> None:
-        """After a preemption request: arm verl's ESI hook until a checkpoint is saved (the
-        launcher then stops verl), disarm it afterwards."""
+        """After a preemption request: arm verl's ESI hook until a checkpoint is saved; once it
+        is (and holds the curriculum state), disarm it and hold verl here until the launcher
+        stops it (at most :data:`HOLD_S`), so that no step runs after the checkpoint the
+        requeued job resumes from."""
         if self.save_request is None or not self.save_request.exists():
             return
-        if saved:
-            os.environ.pop(ESI_EXPIRATION, None)
-        else:
+        if not saved:
             os.environ[ESI_EXPIRATION] = str(int(time.time()))
+            return
+        os.environ.pop(ESI_EXPIRATION, None)
+        print(
+            f"sec: checkpoint of step {self.step} saved after a preemption request; waiting to be stopped", flush=True
+        )
+        deadline = time.monotonic() + HOLD_S
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
 
     def _log(self, record: Mapping[str, Any]) -> None:
         with self.log_path.open("a") as f:

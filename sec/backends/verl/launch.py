@@ -27,9 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from omegaconf import DictConfig
+
 from sec import rundir
 from sec.backends.verl.compose import build
-from sec.backends.verl.config import TRL_COMPAT
+from sec.backends.verl.config import verl_env_vars
 from sec.backends.verl.data import val_records, write_run_files
 from sec.backends.verl.metrics import MetricsMerger
 from sec.backends.verl.paths import VerlPaths, verl_paths
@@ -67,14 +69,29 @@ def prepare_resume(paths: VerlPaths) -> int:
     return step
 
 
-def _ignore_preempt_signal() -> None:  # runs in the child between fork and exec
+#: prctl(2) option: the signal the kernel sends this process when its parent dies
+PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:  # runs in the child between fork and exec
+    """Ignore the preemption signal (the launcher acts on it), and die with the launcher: a
+    launcher killed outright (``kill -9``, an OOM kill) must not leave verl training and writing
+    into the run dir that a rerun resumes (``PR_SET_PDEATHSIG``; Linux, elsewhere skipped).
+    Ray's own processes exit when verl's driver does."""
     signal.signal(preempt_signal(), signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def spawn(command: Sequence[str], cwd: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen:
     """Start ``command`` in a session of its own (so :func:`stop` reaches Ray's processes too),
     with the preemption signal ignored (inherited through exec by verl and the Ray processes it
-    starts), stdout and stderr appended to ``log_path``."""
+    starts) and killed if the launcher dies (:func:`_child_setup`), stdout and stderr appended
+    to ``log_path``."""
     with log_path.open("ab") as out:
         return subprocess.Popen(
             list(command),
@@ -83,7 +100,7 @@ def spawn(command: Sequence[str], cwd: Path, env: dict[str, str], log_path: Path
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_ignore_preempt_signal,
+            preexec_fn=_child_setup,
         )
 
 
@@ -187,12 +204,13 @@ def _resume(ws: Workspace, paths: VerlPaths, merger: MetricsMerger) -> int:
     return resumed
 
 
-def verl_env() -> dict[str, str]:
-    """verl's environment: ``sec`` importable, and the TRL shim imported at ``import verl``
-    (the Ray workers get it from ``ray_kwargs.ray_init.runtime_env``)."""
+def verl_env(cfg: DictConfig) -> dict[str, str]:
+    """verl's environment: ``sec`` importable, the TRL shim (and on the CPU the CPU platform)
+    imported at ``import verl`` (the Ray workers get the same from
+    ``ray_kwargs.ray_init.runtime_env``: :func:`sec.backends.verl.config.verl_env_vars`)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH")) if p)
-    env["VERL_USE_EXTERNAL_MODULES"] = TRL_COMPAT
+    env.update(verl_env_vars(cfg))
     return env
 
 
@@ -217,7 +235,7 @@ def train(ws: Workspace) -> None:
     paths.command.write_text("#!/usr/bin/env bash\n" + shlex.join(run.command) + "\n")
     log.info("verl command: %s", paths.command)
     with PreemptionGuard() as guard:
-        proc = spawn(run.command, ws.run_dir, verl_env(), paths.process_log)
+        proc = spawn(run.command, ws.run_dir, verl_env(ws.cfg), paths.process_log)
         try:
             outcome = supervise(proc, merger, paths, guard, float(ws.cfg.backend.poll_s))
         finally:

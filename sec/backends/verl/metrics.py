@@ -25,6 +25,8 @@ _RENAME = {
 
 
 _VAL = re.compile(r"^val-core/(?P<task>[^/]+)/(?P<group>[^/]+)/acc/mean@(?P<k>\d+)$")
+#: per-group means of compute_score's ``answered`` / ``reward_timeout`` over the validation rollouts
+_VAL_COUNT = re.compile(r"^val-aux/(?P<task>[^/]+)/(?P<group>[^/]+)/(?P<what>answered|reward_timeout)/mean@(?P<k>\d+)$")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -111,10 +113,23 @@ class MetricsMerger:
         if "step_time_s" in rec:
             rec["wall_time_s"] = rec["step_time_s"]
         for part in (draw, update):
-            if part:
-                rec.update({k: v for k, v in part.items() if k not in ("step", "phase")})
+            if part:  # scalars only: the draw / update records' row lists stay in the curriculum log
+                rec.update({k: v for k, v in part.items() if k not in ("step", "phase") and not isinstance(v, list)})
         rec["curriculum/fed_back"] = update is not None
+        rec.update(self._eval_counts(data))
         return rec
+
+    def _eval_counts(self, data: Mapping[str, Any]) -> dict[str, int]:
+        """``reward/eval_checks`` / ``reward/eval_timeouts`` of the validation logged with this
+        step (0 without one), as the TRL backend counts them: answers checked, and checks that
+        timed out, from verl's per-group means x validation problems x samples."""
+        counts = {"reward/eval_checks": 0.0, "reward/eval_timeouts": 0.0}
+        for key, v in data.items():
+            m = _VAL_COUNT.match(key)
+            if m and isinstance(v, (int, float)):
+                n = self.n_problems.get((m["task"], m["group"]), 1) * int(m["k"])
+                counts["reward/eval_checks" if m["what"] == "answered" else "reward/eval_timeouts"] += float(v) * n
+        return {k: round(v) for k, v in counts.items()}
 
     def _eval_records(self, step: int, data: Mapping[str, Any]) -> list[dict[str, Any]]:
         """verl's per-group means ``val-core/<task>/<group>/acc/mean@<k>`` as eval records, with
