@@ -317,11 +317,25 @@ def _built(path: Path) -> bool:
     return (path / PRETRAIN_RECORD).exists()
 
 
+def _model_yaml(name: str) -> Any:
+    """``conf/model/<name>.yaml`` with its defaults list resolved as Hydra does for a config of
+    the ``model`` group (other model configs it extends, e.g. ``testbed_mini`` -> ``testbed_lm``;
+    ``_self_`` where listed, else last)."""
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml")
+    defaults = list(raw.pop("defaults", []) or [])
+    parts = [raw if str(d) == "_self_" else _model_yaml(str(d)) for d in defaults]
+    if "_self_" not in [str(d) for d in defaults]:
+        parts.append(raw)
+    return OmegaConf.merge(*parts) if parts else raw
+
+
 def default_config(name: str = "testbed_lm", overrides: Sequence[str] = ()) -> dict[str, Any]:
     """``conf/model/<name>.yaml`` with OmegaConf dotlist ``overrides`` (e.g. ``pretrain.steps=600``)."""
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.merge(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"), OmegaConf.from_dotlist(list(overrides)))
+    cfg = OmegaConf.merge(_model_yaml(name), OmegaConf.from_dotlist(list(overrides)))
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
