@@ -1,10 +1,13 @@
-"""The first run on a GPU cluster, with one verdict line.
+"""The first run on a GPU cluster (or, with ``backend.device=cpu``, on this machine's CPU), with
+one verdict line.
 
-``python -m sec.backends.verl.smoke [--run-dir DIR] [override ...]`` runs
+``python -m sec.backends.verl.smoke [--run-dir DIR] [--interrupt int|kill] [override ...]`` runs
 ``python -m sec.launch profile=smoke backend=verl`` (conf/profile/smoke.yaml: 1 GPU, SmolLM2-135M,
 4 SEC steps, checkpoints at steps 2 and 4, evaluation at steps 2 and 4), interrupts it (SIGINT,
-as Ctrl-C would) once the step-2 checkpoint is complete, runs the same command again (it resumes
-there) and then checks the run dir (:func:`check_run`):
+as Ctrl-C would, or SIGKILL to its process group with ``--interrupt kill``) once the step-2
+checkpoint is complete, runs the same command again (it resumes there) and then checks the run
+dir (:func:`check_run`). ``backend.device=cpu`` runs the same code path on the CPU (verl's own
+trainer loop; rollout engine ``hf`` instead of vLLM, gloo instead of NCCL: docs/verl.md):
 
 * ``metrics.jsonl`` has one train record per step and eval records (``id``) at the eval steps;
 * the curriculum's values moved and every step but the last was fed back
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import subprocess
@@ -132,23 +136,33 @@ def verdict(checks: Sequence[Check], run_dir: str | Path) -> str:
     return f"verl smoke: PASS ({len(checks)} checks: train/eval records, curriculum fed back, resume; {run_dir})"
 
 
-def _attempt(command: list[str], log: Path, interrupt_at: Path | None, timeout_s: float) -> int:
-    """Run ``command`` (output to ``log``); with ``interrupt_at``, SIGINT it once that file exists."""
+#: how the first attempt is interrupted: ``int`` = SIGINT to the launcher (Ctrl-C: it stops verl
+#: itself), ``kill`` = SIGKILL to the launcher's process group (``kill -9``, an OOM kill: verl dies
+#: with it, sec/backends/verl/launch.py)
+INTERRUPTS = {"int": signal.SIGINT, "kill": signal.SIGKILL}
+
+
+def _attempt(command: list[str], log: Path, interrupt_at: Path | None, timeout_s: float, interrupt: str = "int") -> int:
+    """Run ``command`` (output to ``log``) in a session of its own; with ``interrupt_at``,
+    interrupt it (:data:`INTERRUPTS`) once that file exists."""
     with log.open("w") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while proc.poll() is None and time.monotonic() < deadline:
             if interrupt_at is not None and interrupt_at.exists():
-                proc.send_signal(signal.SIGINT)  # the launcher stops verl and keeps the checkpoint
+                if interrupt == "kill":
+                    os.killpg(proc.pid, signal.SIGKILL)
+                else:
+                    proc.send_signal(signal.SIGINT)  # the launcher stops verl and keeps the checkpoint
                 interrupt_at = None
-            time.sleep(2)
+            time.sleep(0.5)
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=120)
         return proc.returncode
 
 
-def run_smoke(run_dir: Path, overrides: Sequence[str], timeout_s: float) -> str:
+def run_smoke(run_dir: Path, overrides: Sequence[str], timeout_s: float, interrupt: str = "int") -> str:
     """Run the two attempts (module doc) and return the verdict line."""
     (run_dir / "smoke").mkdir(parents=True, exist_ok=True)
     command = [
@@ -161,7 +175,7 @@ def run_smoke(run_dir: Path, overrides: Sequence[str], timeout_s: float) -> str:
         *overrides,
     ]
     marker = run_dir / rundir.CHECKPOINTS / f"global_step_{RESUME_STEP}" / rundir.CURRICULUM_STATE
-    _attempt(command, run_dir / "smoke" / "attempt1.log", marker, timeout_s)
+    _attempt(command, run_dir / "smoke" / "attempt1.log", marker, timeout_s, interrupt)
     if not marker.exists():
         tail = (run_dir / "smoke" / "attempt1.log").read_text().strip().splitlines()[-1:] or ["no output"]
         where = run_dir / "smoke" / "attempt1.log"
@@ -180,11 +194,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, default=Path("outputs/verl_smoke"))
     parser.add_argument("--check-only", action="store_true", help="check an existing run dir, run nothing")
     parser.add_argument("--timeout-s", type=float, default=3600.0, help="per attempt")
+    parser.add_argument(
+        "--interrupt",
+        choices=sorted(INTERRUPTS),
+        default="int",
+        help="how the first attempt is stopped after its step-2 checkpoint: SIGINT (Ctrl-C) or SIGKILL (kill -9)",
+    )
     parser.add_argument("overrides", nargs="*", help="extra sec.launch overrides, e.g. model=qwen2.5_3b")
     args = parser.parse_args(argv)
     run_dir = args.run_dir.resolve()
     line = (
-        verdict(check_run(run_dir), run_dir) if args.check_only else run_smoke(run_dir, args.overrides, args.timeout_s)
+        verdict(check_run(run_dir), run_dir)
+        if args.check_only
+        else run_smoke(run_dir, args.overrides, args.timeout_s, args.interrupt)
     )
     print(line)
     return 0 if " PASS " in line else 1
