@@ -35,8 +35,11 @@ format: ## ruff format + autofix
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-sweep: ## A quick look at the curriculum testbed: random / ordered / SEC, one seed, then what each did (minutes)
-	PY=$(PY) bash sweeps/testbed_quick.sh
+# the engine of `make sweep`: trl (default) or verl (verl's own loop on the CPU)
+BACKEND ?= trl
+
+sweep: ## A quick look at the curriculum testbed: random / ordered / SEC, one seed, then what each did (BACKEND=verl: on verl)
+	PY=$(PY) BACKEND=$(BACKEND) bash sweeps/testbed_quick.sh
 
 sweep-countdown: ## Countdown x {sec, random, ordered} on the embedded SmolLM2-135M (CPU; pass@1 stays 0)
 	PY=$(PY) bash sweeps/cpu_default.sh

@@ -4,7 +4,8 @@ Schema (one JSON object per line, always with ``step`` and ``kind``):
 
 * ``kind: "train"`` — one per optimizer step: ``reward_mean``, ``zero_variance_frac`` (share
   of groups whose rollouts all got the same reward, so zero advantage), ``response_length``,
-  ``step_time_s``, ``curriculum/<arm>/{q,prob,count,reward}``,
+  ``step_time_s``, ``generation_s`` (the step's rollouts with their rewards: TRL's
+  ``_generate_and_score_completions``, verl's ``timing_s/gen``), ``curriculum/<arm>/{q,prob,count,reward}``,
   ``curriculum/sampled_level_mean``, engine extras under ``trl/`` or ``verl/``.
 * ``kind: "eval"`` — one per (task, split): ``task``, ``split`` (``id``, ``ood`` or
   ``level_<k>``), ``pass@1``, ``n_problems``, ``k_samples``.

@@ -336,6 +336,17 @@ def test_metrics_have_the_fields_of_a_trl_run(sec_run, tmp_path):
         (s, g) for s in (2, 4) for g in ("level_1", "level_2", "level_3", "level_4", "id", "ood")
     }
     assert {r["n_problems"] for r in evals if r["split"] == "level_1"} == {4}
+    assert all(r["generation_s"] > 0 for r in train_records(sec_run)[1:])
+
+    # the cross-engine comparison reads both runs (one seed, one curriculum: no paired rows)
+    from analysis.cross_engine import markdown, per_run
+    from analysis.load import load_runs
+
+    rows = per_run(load_runs([sec_run, trl], finished_only=True))
+    assert sorted(rows["backend"]) == ["trl", "verl"]
+    assert {"level_1 first", "level_4 last"} <= set(rows.columns)
+    text = markdown(rows)
+    assert "| TRL | sec | 1 |" in text and "| verl (CPU) | sec | 1 |" in text
 
 
 def test_a_killed_run_resumes_from_its_step_2_checkpoint_as_if_never_stopped(sec_run, tmp_path):

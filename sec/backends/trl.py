@@ -61,14 +61,18 @@ class CurriculumTrainerMixin:
 
     sec_feed: CurriculumFeed
     sec_prompt_format: str
+    #: seconds of the step's generation (rollouts, rewards, advantages), read by the callback
+    sec_timings: dict[str, float]
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         training = self.model.training  # type: ignore[attr-defined]
         rows = None
         if training:
             inputs, rows = self._sec_bind(inputs)
+        t0 = time.perf_counter()
         out = super()._generate_and_score_completions(inputs)  # type: ignore[misc]
         if training:
+            self.sec_timings["generation_s"] = self.sec_timings.get("generation_s", 0.0) + time.perf_counter() - t0
             self.sec_feed.feed(rows, token_mean_abs(out["advantages"], out["completion_mask"]))
         return out
 
@@ -211,7 +215,7 @@ def build_args(ws: Workspace, config_cls: type) -> Any:
     return config_cls(**kwargs)
 
 
-def _trainer_callback(ws: Workspace, feed: CurriculumFeed) -> Any:
+def _trainer_callback(ws: Workspace, feed: CurriculumFeed, timings: dict[str, float]) -> Any:
     from transformers import TrainerCallback
 
     class SECCallback(TrainerCallback):
@@ -237,6 +241,8 @@ def _trainer_callback(ws: Workspace, feed: CurriculumFeed) -> Any:
                 if isinstance(v, (int, float)):
                     record[_RENAME.get(k, f"trl/{k}")] = v
             record["wall_time_s"] = time.perf_counter() - self.t_step
+            if "generation_s" in timings:
+                record["generation_s"] = timings.pop("generation_s")
             record.update(feed.pop_stats())
             record.update(pop_reward_counts())  # answers checked / timed out since the last record
             ws.metrics.write(record)
@@ -333,19 +339,21 @@ def _train(ws: Workspace) -> None:
     n_slots = int(cfg.train.steps) * int(cfg.train.prompts_per_step)
     slots = Dataset.from_dict({"prompt": [""] * n_slots, "slot": list(range(n_slots))})
     guard = PreemptionGuard()
+    timings: dict[str, float] = {}
     trainer = trainer_cls(
         model=model,
         reward_funcs=[make_reward_func(ws.train_score, f"{cfg.task.name}_reward", feed.record_rewards)],
         args=build_args(ws, config_cls),
         train_dataset=slots,
         processing_class=tokenizer,
-        callbacks=[_trainer_callback(ws, feed), _preemption_callback(guard)],
+        callbacks=[_trainer_callback(ws, feed, timings), _preemption_callback(guard)],
     )
     # our callback writes every step's record; TRL's console printer would repeat it as a dict
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
     trainer.sec_feed = feed
+    trainer.sec_timings = timings
     trainer.sec_prompt_format = str(cfg.model.prompt_format)
 
     resume = ws.resume("trl")

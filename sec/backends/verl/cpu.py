@@ -31,6 +31,7 @@ module level beyond what the registrations need (it runs inside ``import verl``)
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import types
@@ -222,6 +223,29 @@ def register_engine() -> None:
         EngineRegistry.register(model_type=model_type, backend=["fsdp", "fsdp2"], device=PLATFORM)(cls)
 
 
+class _OncePerProcess(logging.Filter):
+    """Lets a message through the first time only. verl's agent loop builds a tokenizer wrapper
+    per rollout and, for a model type it has no builder for (Llama: the testbed's models,
+    SmolLM2), warns each time (``verl/utils/tokenizer/continuous_token_wiring.py``), i.e. once
+    per rollout and step in the log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = str(record.msg)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+def quiet_repeated_warnings() -> None:
+    """Log verl's per-rollout tokenizer-builder warning once per process."""
+    logging.getLogger("verl.utils.tokenizer.continuous_token_wiring").addFilter(_OncePerProcess())
+
+
 def selected() -> bool:
     """Whether this process runs verl on the CPU platform (``VERL_PLATFORM=cpu``)."""
     return os.environ.get("VERL_PLATFORM", "").strip().lower() == PLATFORM
@@ -231,6 +255,7 @@ def install() -> bool:
     """Register the rollout engine always (a name only), and, when the CPU platform is selected,
     the engine registration and the replacements. Returns whether the CPU platform is selected."""
     register_rollout()
+    quiet_repeated_warnings()
     if not selected():
         return False
     from sec.backends.verl import replacements

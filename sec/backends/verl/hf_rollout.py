@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
+import json
 import os
 import threading
 import time
@@ -50,8 +50,6 @@ from verl.workers.config import HFModelConfig, RolloutConfig
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
-log = logging.getLogger("sec.backends.verl.hf_rollout")
-
 #: defaults of ``actor_rollout_ref.rollout.engine_kwargs.hf``
 ENGINE_DEFAULTS: dict[str, Any] = {
     # torch threads of the server process; 1 keeps a row's logits independent of its batch (with
@@ -61,6 +59,8 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "batch_rows": 64,
     # a batch starts once no request arrived for this long (seconds)
     "batch_wait_s": 0.02,
+    # a JSON line per batch (requests, seconds in model.generate, the weights' step) appended here
+    "stats_file": None,
     # prompts are left-padded to the next multiple of this many tokens (see HFRolloutServer.width)
     "pad_multiple": 16,
 }
@@ -189,6 +189,7 @@ class HFRolloutServer:
         self.batch_wait_s = float(engine["batch_wait_s"])
         self.pad_multiple = max(1, int(engine["pad_multiple"]))
         self.batch_rows = max(1, int(engine["batch_rows"]))
+        self.stats_file = engine["stats_file"]
         attn = dict(self.model_config.override_config or {}).get("attn_implementation", "sdpa")
         dtype = getattr(torch, str(self.config.dtype).replace("bf16", "bfloat16").replace("fp32", "float32"))
         self.model = AutoModelForCausalLM.from_pretrained(
@@ -288,10 +289,19 @@ class HFRolloutServer:
                 results = self._generate_group([batch[i] for i in idx], params, width)
                 for i, res in zip(idx, results, strict=True):
                     out[i] = res
-        self.stats["generate_s"] += time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        self.stats["generate_s"] += seconds
         self.stats["batches"] += 1
         self.stats["requests"] += len(batch)
-        log.debug("batch of %d requests: %.3f s", len(batch), time.perf_counter() - t0)
+        if self.stats_file:
+            line = {
+                "time": time.time(),
+                "requests": len(batch),
+                "generate_s": seconds,
+                "global_steps": self.global_steps,
+            }
+            with open(self.stats_file, "a") as f:
+                f.write(json.dumps(line) + "\n")
         return out  # type: ignore[return-value]
 
     def width(self, n_tokens: int) -> int:

@@ -18,6 +18,7 @@ _RENAME = {
     "critic/score/mean": "reward_mean",
     "response_length/mean": "response_length",
     "timing_s/step": "step_time_s",
+    "timing_s/gen": "generation_s",
     "actor/pg_loss": "loss",
     "actor/grad_norm": "grad_norm",
     "actor/lr": "learning_rate",
