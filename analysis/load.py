@@ -152,8 +152,10 @@ def find_runs(roots: Iterable[str | Path]) -> list[Path]:
         candidates = {p.parent for p in root.rglob("metrics.jsonl")}
         candidates |= {p.parent for p in root.rglob(FAILED)}
         candidates |= {p.parent for p in root.rglob(".hydra") if p.is_dir()}
-        # not the engines' own dirs inside a run (checkpoints, wandb files)
-        found.update(c for c in candidates if not {"checkpoints", "wandb", ".hydra"} & set(c.relative_to(root).parts))
+        # not the engines' own dirs inside a run (checkpoints, wandb files, verl's Hydra record
+        # under <run>/verl/hydra/.hydra): nothing nested inside another run dir
+        runs = {c for c in candidates if not {"checkpoints", "wandb", ".hydra"} & set(c.relative_to(root).parts)}
+        found.update(c for c in runs if not any(d != c and d in c.parents for d in runs))
     return sorted(found)
 
 
