@@ -90,7 +90,7 @@ def verl_row(run: Path, wall: float, skip: int, stats: Path) -> dict[str, float]
     batches = [json.loads(x) for x in stats.read_text().splitlines()] if stats.exists() else []
     per_step: dict[int, float] = {}
     for b in batches:  # generation of step t runs on the weights of step t-1
-        per_step[int(b["step"]) + 1] = per_step.get(int(b["step"]) + 1, 0.0) + float(b["generate_s"])
+        per_step[int(b["global_steps"]) + 1] = per_step.get(int(b["global_steps"]) + 1, 0.0) + float(b["generate_s"])
     rows = []
     for r in steady:
         update = t(r, "old_log_prob") + t(r, "update_actor")

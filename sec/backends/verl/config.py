@@ -61,6 +61,17 @@ def device_settings(cfg: DictConfig) -> tuple[str, str, str]:
     return device, engine, strategy
 
 
+def remove_padding(cfg: DictConfig) -> bool:
+    """verl's ``use_remove_padding`` (sequences of a micro-batch packed into one row):
+    ``backend.use_remove_padding``, or when null, on for cuda and off for cpu. With the ``sdpa``
+    kernel a packed row's attention mask is block-diagonal over all its tokens, so its cost grows
+    with the square of the micro-batch's tokens; flash-attn's varlen kernel has no mask, but the
+    CPU has no flash-attn, and padded rows of a few dozen tokens are cheaper there (a testbed step's
+    update: 2.1 s padded vs 2.6 s packed, benchmarks/verl_cpu_speed.py)."""
+    value = cfg.backend.get("use_remove_padding")
+    return device_settings(cfg)[0] == "cuda" if value is None else bool(value)
+
+
 def _value(v: Any) -> str:
     """A Python value as a Hydra override value."""
     if v is None:
@@ -168,7 +179,7 @@ def _actor_keys(cfg: DictConfig, model: str, mini_batch: int, max_tokens: int) -
     actor = "actor_rollout_ref.actor"
     return {
         "actor_rollout_ref.model.path": model,
-        "actor_rollout_ref.model.use_remove_padding": bool(be.use_remove_padding),
+        "actor_rollout_ref.model.use_remove_padding": remove_padding(cfg),
         f"{actor}.strategy": device_settings(cfg)[2],
         f"{actor}.optim.lr": float(train.learning_rate),
         f"{actor}.optim.betas": [float(b) for b in train.adam_betas],
@@ -206,7 +217,7 @@ def _critic_keys(cfg: DictConfig, model: str, max_tokens: int) -> dict[str, Any]
     train, be = cfg.train, cfg.backend
     return {
         "critic.model.path": model,
-        "critic.model.use_remove_padding": bool(be.use_remove_padding),
+        "critic.model.use_remove_padding": remove_padding(cfg),
         "critic.strategy": device_settings(cfg)[2],
         "critic.optim.lr": float(be.critic_learning_rate),
         "critic.optim.betas": [float(b) for b in train.adam_betas],

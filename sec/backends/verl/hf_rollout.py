@@ -58,7 +58,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     # rows of one model.generate call (requests, then filler): fixed, so every call has one shape
     "batch_rows": 64,
     # a batch starts once no request arrived for this long (seconds)
-    "batch_wait_s": 0.02,
+    "batch_wait_s": 0.05,
     # a JSON line per batch (requests, seconds in model.generate, the weights' step) appended here
     "stats_file": None,
     # prompts are left-padded to the next multiple of this many tokens (see HFRolloutServer.width)
