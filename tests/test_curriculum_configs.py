@@ -143,3 +143,30 @@ def test_difficulty_schedules_refuse_arms_without_a_numeric_level_in_one_line(na
     arms = [("countdown",), ("zebra",)] * 3
     with pytest.raises(ValueError, match=rf"^curriculum={name} orders arms by the numeric arm field 'level'"):
         build(name, arms, "curriculum.arm_fields=[task]")
+
+
+def _without(node: dict, path: list[str]) -> dict:
+    """A deep copy of ``node`` without the key at ``path``."""
+    out = json.loads(json.dumps(node))
+    parent = out
+    for key in path[:-1]:
+        parent = parent[key]
+    del parent[path[-1]]
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_missing_key_of_every_class_is_one_line_naming_it_and_its_file(name):
+    """A config without a key its class (or a part's class) needs: one ValueError line naming the
+    key and the config file, never a TypeError from the constructor (e.g. SEC without update_rule)."""
+    cfg = composed(name)
+    for path, node in targets(cfg):
+        for key in node:
+            if key.startswith("_"):
+                continue
+            parts = [*path.split(".")[1:], key]
+            with pytest.raises(ValueError) as err:
+                build_curriculum(_without(cfg, parts), arms_for(cfg), total_steps=10, seed=0)
+            message = str(err.value)
+            assert "\n" not in message and f"{path}.{key} not set" in message, message
+            assert "conf/curriculum/" in message, message

@@ -118,12 +118,14 @@ def build_curriculum(
 
     Raises:
         ValueError: one line, for a config without ``_target_``, a renamed key
-            (:data:`RENAMED_KEYS`), a class or part that cannot be imported, or a bad
-            parameter (the class's own message).
+            (:data:`RENAMED_KEYS`), a required key missing (naming it and its config file),
+            a class or part that cannot be imported, or a bad parameter (the class's own
+            message).
     """
     _check_keys(cfg, "curriculum")
     if "_target_" not in cfg:
         raise ValueError(f"curriculum={cfg.get('name')} has no _target_ (the class to build; see conf/curriculum/)")
+    _check_required(cfg)
     try:
         # partial: the arms go to the constructor as they are, not through OmegaConf
         factory = instantiate(cfg, _partial_=True)
@@ -131,6 +133,54 @@ def build_curriculum(
         cause = e.__cause__
         raise ValueError(str(cause) if isinstance(cause, ValueError) else _one_line(e)) from None
     return factory(arm_of_problem, total_steps=int(total_steps), seed=int(seed))
+
+
+#: what build_curriculum passes to every curriculum class itself (not from the config)
+_GIVEN = {"arm_of_problem", "total_steps", "seed"}
+
+
+def _check_required(cfg: Any) -> None:
+    """Every parameter without a default of the config's class, and of each nested part's
+    class, is set in the config.
+
+    Raises:
+        ValueError: one line naming the missing key(s), its path and the config file
+            (``conf/curriculum/<name>.yaml`` or the part's group), e.g. a SEC config without
+            ``update_rule``.
+    """
+    import inspect
+
+    from hydra.utils import get_class
+
+    node = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else dict(cfg)
+    name = node.get("name", "?")
+
+    def walk(n: Mapping[str, Any], path: str, file: str) -> None:
+        if "_target_" in n:
+            try:
+                target = get_class(str(n["_target_"]))
+            except Exception:  # an unimportable class: instantiate's own one-line error says so
+                return
+            params = inspect.signature(target).parameters.values()
+            # the run's facts: build_curriculum passes them, and a wrapper to its partial inner curriculum
+            given = _GIVEN if path == "curriculum" or n.get("_partial_") else set()
+            missing = [
+                p.name
+                for p in params
+                if p.default is inspect.Parameter.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                and p.name not in n
+                and p.name not in given
+            ]
+            if missing:
+                keys = ", ".join(f"{path}.{k}" for k in missing)
+                raise ValueError(f"curriculum={name}: {keys} not set ({target.__name__} needs it; {file})")
+        for key, value in n.items():
+            if isinstance(value, Mapping):
+                part = f"conf/curriculum/{key}/" if key in PARTS else file
+                walk(value, f"{path}.{key}", part)
+
+    walk(node, "curriculum", f"conf/curriculum/{name}.yaml")
 
 
 def _check_keys(cfg: Any, where: str) -> None:
