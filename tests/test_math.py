@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from sec.tasks.data import check_task_data, manifest_path
 from sec.tasks.math import (
     MATH_INSTRUCTION,
     VERIFY_TIMEOUT_S,
-    VERIFY_WAIT_S,
     MathDataError,
     build_math_records,
     load_math_data,
@@ -235,16 +233,16 @@ def test_math_reward_off_the_main_thread() -> None:
 # ------------------------------------------------------------------ issue 15: a bound on every thread
 
 HOSTILE = ["9^{9^{9}}", "(10^{10})!", "\\binom{10^9}{10^5}", "9^{9^{9^{9}}}", "10^{10^{10}} - 10^{10^{10}}"]
-#: the documented bound (a free worker within VERIFY_WAIT_S, the check within VERIFY_TIMEOUT_S) plus
-#: the kill and pipe overhead; generous because this 2-core test machine runs other jobs
-BOUND_S = VERIFY_WAIT_S + VERIFY_TIMEOUT_S + 0.5
+#: the documented bound of a check once it has a worker (VERIFY_TIMEOUT_S) plus the kill and pipe
+#: overhead; generous because this 2-core test machine runs other jobs
+BOUND_S = VERIFY_TIMEOUT_S + 0.5
 
 
 def _timed_reward(answer: str, gold: str = "5") -> tuple[float, float]:
+    """(reward, seconds of the check's own work: the pool's timing of this thread's call)."""
     record = {"task": "math", "answer": json.dumps({"generator": "math", "answer": gold})}
-    start = time.perf_counter()
     reward = puzzle_reward(f"\\boxed{{{answer}}}", record, train=True, format_reward=0.0, extraction="boxed")
-    return reward, time.perf_counter() - start
+    return reward, verifier_pool().last_timing()[1]
 
 
 def test_hostile_math_answers_end_in_bounded_time_on_the_main_thread() -> None:

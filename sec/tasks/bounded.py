@@ -6,19 +6,25 @@ and only between bytecodes; verl calls reward functions from a thread pool, wher
 computation outlives the alarm. A thread cannot be stopped from outside; a process can.
 
 How (:class:`BoundedPool`): persistent worker processes (``python -m sec.tasks.bounded
-<module:function>``) each answer one request at a time over pipes (JSON lines). A call takes an
-idle worker (waiting at most ``wait_s``; a pool with none idle grows by one, up to
-``max_workers``, so that concurrent callers soon each find one), sends its arguments and waits
-``timeout_s``. No answer by then: the worker is killed (``SIGKILL``), a replacement is started in
-the background, and the call raises :class:`CallTimeout`. Inside a worker the function
-also runs under an interval timer of ``soft_fraction * timeout_s`` (``ITIMER_REAL``, the worker's
-own main thread), so a slow call that Python can interrupt ends there and the worker is kept; an address-space limit
-(``RLIMIT_AS``, ``memory_bytes``) turns a runaway allocation into a ``MemoryError`` in the worker.
+<module:function>``) each answer one request at a time over pipes (JSON lines). A call first
+takes an idle worker: when none is idle the pool grows by one (up to ``max_workers``, so that
+concurrent callers soon each have one; a new worker takes ~1-1.5 s to start) and the call waits
+for the first worker to become idle. Then it sends its arguments and waits ``timeout_s``. No
+answer by then: the worker is killed (``SIGKILL``), a replacement is started in the background,
+and the call raises :class:`CallTimeout`. Inside a worker the function also runs under an
+interval timer of ``soft_fraction * timeout_s`` (``ITIMER_REAL``, the worker's own main thread),
+so a slow call that Python can interrupt ends there and the worker is kept; an address-space
+limit (``RLIMIT_AS``, ``memory_bytes``) turns a runaway allocation into a ``MemoryError``.
 
-Bound: a call returns within ``wait_s + timeout_s`` plus the cost of one ``SIGKILL`` and a few
-pipe operations (~ms), from the main thread, any other thread or any process, once the pool has
-started (:meth:`BoundedPool.start`: the first call in a process waits for the first worker to
-import the function's module, ~1-3 s). A forked child that calls the pool gets its own.
+Bounds, from the main thread, any other thread or any process: a call's own work ends within
+``timeout_s`` of getting a worker (plus one ``SIGKILL`` and a few pipe operations, ~ms); only
+that makes it a :class:`CallTimeout`. Waiting for a worker is not held against the call: every
+busy worker is free again within ``timeout_s`` (or replaced), so the wait is that of the calls
+ahead of it, and a call never times out because other calls were slow or because the pool was
+still starting workers (:meth:`BoundedPool.last_timing` has a call's wait and work). A pool in
+which no worker came free for ``stall_s`` is broken (workers cannot start): :class:`PoolStalled`.
+The first call in a process waits for the first worker to import the function's module (~1-3 s).
+A forked child that calls the pool gets its own.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["BoundedPool", "CallTimeout", "PoolStartError"]
+__all__ = ["BoundedPool", "CallTimeout", "PoolStalled", "PoolStartError"]
 
 log = logging.getLogger("sec.tasks")
 
@@ -47,6 +53,10 @@ class CallTimeout(Exception):
 
 class PoolStartError(RuntimeError):
     """No worker process could be started (the message has the worker's stderr)."""
+
+
+class PoolStalled(PoolStartError):
+    """No worker came free for ``stall_s``: the pool is broken, not the call's answer slow."""
 
 
 class _Worker:
@@ -118,7 +128,8 @@ class BoundedPool:
         max_workers: the pool grows by one worker (up to this many) whenever a call finds none
             idle, so that concurrent callers (verl's reward threads) do not queue for long.
         timeout_s: wall-clock bound of one call once a worker has it.
-        wait_s: wall-clock bound of the wait for an idle worker.
+        stall_s: how long a call waits for an idle worker before the pool counts as broken
+            (:class:`PoolStalled`); not a bound a working pool reaches (module doc).
         soft_fraction: share of ``timeout_s`` after which a call is interrupted inside the worker
             (the worker then survives; a call that cannot be interrupted is killed at ``timeout_s``).
         memory_bytes: address-space limit of each worker (0: none).
@@ -132,17 +143,17 @@ class BoundedPool:
         workers: int,
         max_workers: int,
         timeout_s: float,
-        wait_s: float,
+        stall_s: float,
         soft_fraction: float,
         memory_bytes: int,
         start_timeout_s: float,
     ) -> None:
-        if not 1 <= workers <= max_workers or timeout_s <= 0 or wait_s < 0 or not 0 < soft_fraction <= 1:
+        if not 1 <= workers <= max_workers or timeout_s <= 0 or stall_s <= 0 or not 0 < soft_fraction <= 1:
             raise ValueError(
                 f"bad pool settings: workers={workers}, max_workers={max_workers}, timeout_s={timeout_s}, "
-                f"wait_s={wait_s}, soft_fraction={soft_fraction}"
+                f"stall_s={stall_s}, soft_fraction={soft_fraction}"
             )
-        self.target, self.timeout_s, self.wait_s = target, float(timeout_s), float(wait_s)
+        self.target, self.timeout_s, self.stall_s = target, float(timeout_s), float(stall_s)
         self.n_workers, self.max_workers = int(workers), int(max_workers)  # n_workers: the current size
         self.soft_s, self.memory_bytes, self.start_timeout_s = timeout_s * soft_fraction, memory_bytes, start_timeout_s
         self.pid = os.getpid()
@@ -157,6 +168,7 @@ class BoundedPool:
         self._start_failures = 0
         self._start_error: str | None = None
         self._closed = False
+        self._timing = threading.local()
         atexit.register(self.close)
 
     # ------------------------------------------------------------------ workers
@@ -173,6 +185,8 @@ class BoundedPool:
         except OSError as exc:
             if worker is not None:
                 worker.kill()
+            if self._closed:  # killed by close() (the process exits) while starting: not a failure
+                return
             self._start_error = f"a worker for {self.target} did not start: {exc}"
             log.error("%s", self._start_error)
             with self._lock:
@@ -236,35 +250,62 @@ class BoundedPool:
 
     # ------------------------------------------------------------------ calls
     def _take(self) -> _Worker:
-        """An idle worker, waiting at most ``wait_s`` (growing the pool when none is idle)."""
+        """An idle worker: at once, else after growing the pool by one, the first to come free.
+
+        Raises:
+            PoolStartError: no worker is alive or starting (every start failed).
+            PoolStalled: none came free for ``stall_s``.
+        """
         try:
             return self.idle.get_nowait()
         except queue.Empty:
             self._grow()
-        try:
-            return self.idle.get(timeout=self.wait_s)
-        except queue.Empty:
-            return self._timed_out("no idle worker")
+        end = time.monotonic() + self.stall_s
+        while True:
+            try:
+                return self.idle.get(timeout=min(0.5, max(0.0, end - time.monotonic())))
+            except queue.Empty:
+                pass
+            with self._lock:
+                dead = self.n_workers <= 0 or (self._start_error is not None and not self.live)
+            if dead or self._closed:
+                raise PoolStartError(self._start_error or f"the pool of {self.target} is closed")
+            if time.monotonic() >= end:
+                raise PoolStalled(
+                    f"no worker of {self.target} came free for {self.stall_s:g} s "
+                    f"({len(self.live)} alive of {self.n_workers}): the machine is overloaded or workers cannot start"
+                )
+            self._grow()  # still none: another caller holds each; grow while the pool may
+
+    def last_timing(self) -> tuple[float, float]:
+        """(seconds waiting for a worker, seconds of the call's own work) of this thread's last
+        call; (nan, nan) before any."""
+        return getattr(self._timing, "value", (float("nan"), float("nan")))
 
     def call(self, *args: Any) -> Any:
         """``function(*args)`` in a worker.
 
         Raises:
-            CallTimeout: no idle worker within ``wait_s``, or no result within ``timeout_s`` of
-                handing it over (the call took at most ``wait_s + timeout_s``).
-            PoolStartError: the pool could not start.
+            CallTimeout: no result within ``timeout_s`` of handing the call to a worker (the
+                call's own work; waiting for a worker never is one).
+            PoolStartError: the pool could not start (:class:`PoolStalled`: no worker came free
+                for ``stall_s``).
             RuntimeError: the function raised in the worker (message: its error).
         """
+        t0 = time.monotonic()
         if not self._ready.is_set():
             self.start()
         with self._lock:
             self.calls += 1
         worker = self._take()
-        deadline = time.monotonic() + self.timeout_s
+        t1 = time.monotonic()
+        self._timing.value = (t1 - t0, float("nan"))
+        deadline = t1 + self.timeout_s
         if not worker.send(args):
             self._replace(worker)
             return self._timed_out("worker gone")
         line = worker.read_line(deadline)
+        self._timing.value = (t1 - t0, time.monotonic() - t1)
         if line is None:
             self._replace(worker)
             return self._timed_out("killed after the deadline")

@@ -17,12 +17,13 @@ split names of the eval records. ``id_sets`` / ``ood_sets`` name the sets pooled
 fields: :mod:`sec.tasks.math_data`.
 
 Checker: math-verify equivalence of the answer and the reference (:mod:`sec.tasks.math_check`),
-run in a pool of worker processes (:mod:`sec.tasks.bounded`) so that every check returns within
-:data:`VERIFY_WAIT_S` + :data:`VERIFY_TIMEOUT_S` (2 s) on any thread or process (verl calls
-rewards from a thread pool, where math-verify's own ``SIGALRM`` timeout does not work). A check
-that does not finish in time raises :class:`sec.tasks.bounded.CallTimeout`: the reward is 0 and
-the timeout is counted (:func:`sec.tasks.rewards.pop_reward_counts`). Binary reward (no format
-reward). docs/rewards.md.
+run in a pool of worker processes (:mod:`sec.tasks.bounded`) so that every check ends within
+:data:`VERIFY_TIMEOUT_S` (1 s) of getting a worker, on any thread or process (verl calls rewards
+from a thread pool, where math-verify's own ``SIGALRM`` timeout does not work). A check that does
+not finish in time raises :class:`sec.tasks.bounded.CallTimeout`: the reward is 0 and the timeout
+is counted (:func:`sec.tasks.rewards.pop_reward_counts`). Waiting for a worker (other checks ahead,
+the pool still starting workers) never scores an answer 0. Binary reward (no format reward).
+docs/rewards.md.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ _GENERATOR = "math"
 #: wall-clock bound of one answer check once a worker has it (MATH500 references check in ~10 ms,
 #: the slowest in ~0.2 s on a 2-core machine; benchmarks/reward_throughput.py)
 VERIFY_TIMEOUT_S = 1.0
-#: wall-clock bound of the wait for a free worker (concurrent callers: verl's reward threads)
-VERIFY_WAIT_S = 1.0
+#: a check that found no free worker for this long means the pool is broken (workers cannot start
+#: or the machine is frozen): an error, never a 0 score; a working pool frees one within ~2 s
+VERIFY_STALL_S = 60.0
 #: math-verify worker processes (~100 MB each): 2 at first, one more whenever a check finds none
 #: idle, up to one per thread of Python's default thread pool (what verl's reward manager uses)
 VERIFY_WORKERS, VERIFY_MAX_WORKERS = 2, min(32, (os.cpu_count() or 1) + 4)
@@ -164,7 +166,7 @@ def verifier_pool() -> BoundedPool:
                 workers=VERIFY_WORKERS,
                 max_workers=VERIFY_MAX_WORKERS,
                 timeout_s=VERIFY_TIMEOUT_S,
-                wait_s=VERIFY_WAIT_S,
+                stall_s=VERIFY_STALL_S,
                 soft_fraction=0.8,
                 memory_bytes=VERIFY_MEMORY_BYTES,
                 start_timeout_s=120.0,
@@ -173,13 +175,14 @@ def verifier_pool() -> BoundedPool:
 
 
 def math_correct(answer_text: str, gold: str) -> bool:
-    """math-verify equivalence of an extracted answer and the reference answer, within
-    :data:`VERIFY_WAIT_S` + :data:`VERIFY_TIMEOUT_S` seconds on any thread (module doc). An empty answer or reference is
-    not equivalent to anything.
+    """math-verify equivalence of an extracted answer and the reference answer, checked within
+    :data:`VERIFY_TIMEOUT_S` seconds of getting a worker, on any thread (module doc). An empty
+    answer or reference is not equivalent to anything.
 
     Raises:
-        sec.tasks.bounded.CallTimeout: the check did not finish in time (score it 0).
-        sec.tasks.bounded.PoolStartError: the worker processes could not start.
+        sec.tasks.bounded.CallTimeout: the check itself did not finish in time (score it 0).
+        sec.tasks.bounded.PoolStartError: the worker processes could not start, or none came
+            free for :data:`VERIFY_STALL_S` (``PoolStalled``).
     """
     if not answer_text.strip() or not gold.strip():
         return False
