@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 SWEEP="${SWEEP:-multirun/cross_engine}"
 PROFILE="${PROFILE:-testbed_quick}"
-"$PY" -m sec.launch -m experiment=cross_engine profile="$PROFILE" \
+# the seeds on the command line: the quick profile pins make sweep's seed 0 in its sweep params
+SEEDS="${SEEDS:-0,1,2}"
+"$PY" -m sec.launch -m experiment=cross_engine profile="$PROFILE" seed="$SEEDS" \
     hydra/launcher=joblib hydra.launcher.n_jobs="${JOBS:-2}" "hydra.sweep.dir=${SWEEP}_trl" "$@"
-"$PY" -m sec.launch -m experiment=cross_engine profile="$PROFILE" backend=verl backend.device=cpu \
+"$PY" -m sec.launch -m experiment=cross_engine profile="$PROFILE" seed="$SEEDS" backend=verl backend.device=cpu \
     hydra/launcher=joblib hydra.launcher.n_jobs="${JOBS:-2}" "hydra.sweep.dir=${SWEEP}_verl" "$@"
 "$PY" -m analysis.cross_engine "${SWEEP}_trl" "${SWEEP}_verl" --out "${REPORT:-report/cross_engine}"
