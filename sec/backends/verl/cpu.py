@@ -100,7 +100,6 @@ def _build_device_module() -> types.ModuleType:
     mod.max_memory_allocated = lambda device=None: _peak_rss_bytes()
     mod.max_memory_reserved = lambda device=None: _peak_rss_bytes()
     mod.mem_get_info = _mem_get_info
-    mod.memory = types.SimpleNamespace(_set_allocator_settings=_noop)
     return mod
 
 

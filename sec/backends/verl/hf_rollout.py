@@ -40,7 +40,7 @@ import os
 import threading
 import time
 from collections.abc import Generator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -159,7 +159,6 @@ class _Request:
     params: tuple[float, float, int, int, bool]
     seed: int
     future: asyncio.Future
-    arrived: float = field(default_factory=time.perf_counter)
 
 
 class HFRolloutServer:
@@ -396,7 +395,12 @@ class HFRolloutServer:
         self.global_steps = int(global_steps)
 
     async def get_stats(self) -> dict[str, Any]:
-        return {**self.stats, "global_steps": self.global_steps, "weights_version": self.weights_version}
+        return {
+            **self.stats,
+            "global_steps": self.global_steps,
+            "weights_version": self.weights_version,
+            "num_threads": self.num_threads,
+        }
 
     async def ready(self) -> bool:
         return True
