@@ -389,10 +389,13 @@ def test_curriculum_state_round_trips_through_a_checkpoint(tmp_path, tokenizer):
 # ------------------------------------------------------------------------------------------ the real entry point
 
 
+@pytest.mark.slow
 def test_launch_runs_verls_entry_point_up_to_the_gpu_check(tmp_path):
-    """`python -m sec.launch backend=verl` writes the run's verl files and starts verl's own
-    `main_ppo` (Ray, the TaskRunner actor, our dataset through data.custom_cls, RayPPOTrainer's
-    data loaders); on this CPU machine verl then stops at its GPU resource check."""
+    """`python -m sec.launch backend=verl` (the GPU default, backend.device=cuda) writes the run's
+    verl files and starts verl's own `main_ppo` (Ray, the TaskRunner actor, our dataset through
+    data.custom_cls, RayPPOTrainer's data loaders); on this CPU machine verl then stops at its GPU
+    resource check. Slow: tests/test_verl_cpu.py runs the same entry point through training on
+    the CPU, and checks the GPU path's platform in a fresh process."""
     run = tmp_path / "run"
     r = launch("backend=verl", "profile=tiny", "task=countdown", "backend.poll_s=1", f"hydra.run.dir={run}")
     assert r.returncode != 0 and "verl exited with code 1" in r.stderr
