@@ -97,8 +97,9 @@ def model_path(cfg: DictConfig, cache_dir: str | Path, *, resolve: bool) -> tupl
     """What verl loads the policy (and PPO's critic) from, and the source it came from.
 
     ``resolve=False`` (dry run) names the path without touching the network or writing files:
-    ``local_path`` or the hub id, or for packaged / random models the cache directory
-    :func:`sec.models.resolve_model` materialises them into.
+    ``local_path`` or the hub id, or for the models it builds (packaged, random, pre-trained,
+    warm-up) the cache directory :func:`sec.models.resolve_model` materialises them into
+    (:func:`sec.models.planned_path`).
     """
     m = cfg.model
     if resolve:
@@ -106,19 +107,9 @@ def model_path(cfg: DictConfig, cache_dir: str | Path, *, resolve: bool) -> tupl
 
         resolved = resolve_model(m, cache_dir)
         return resolved.path, resolved.source
-    if m.get("local_path"):
-        return str(m.local_path), None
-    if m.get("source") == "pretrain":  # the testbed's model, cached by its settings (sec/testbed.py)
-        from sec.testbed import model_dir
+    from sec.models import planned_path
 
-        return str(model_dir(m, cache_dir)), None
-    if m.get("source") == "sft":  # a pretrained model after the warm-up SFT, cached by its settings (sec/warmup.py)
-        from sec.warmup import model_dir as warmup_dir
-
-        return str(warmup_dir(m, cache_dir)), None
-    if m.get("source") in ("random_init", "package") or not m.get("hub_id"):
-        return str(Path(cache_dir) / "models" / str(m.name)), None
-    return str(m.hub_id), None
+    return planned_path(m, cache_dir), None
 
 
 def check_batch(cfg: DictConfig) -> int:
