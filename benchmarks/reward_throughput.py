@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sec.models import package_dir  # noqa: E402
+from sec.models.package import package_dir  # noqa: E402
 from sec.tasks import load_task_data  # noqa: E402
 from sec.tasks.math import VERIFY_TIMEOUT_S, verifier_pool  # noqa: E402
 from sec.tasks.rewards import pop_reward_counts, puzzle_reward  # noqa: E402

@@ -10,7 +10,7 @@ of ``--k`` rollouts with zero advantage); *greedy* = pass@1 of the greedy answer
     python benchmarks/testbed_probe.py --steps 500 1000 1500          # builds (cached) and probes
     python benchmarks/testbed_probe.py --steps 1000 --levels 1 2 3 4 5 6 --problems 200 --k 8
     python benchmarks/testbed_probe.py --model smollm2_135m_sft --steps 30 100   # the external check's
-                                       # model: SmolLM2-135M after N warm-up SFT steps (sec/warmup.py)
+                                       # model: SmolLM2-135M after N warm-up SFT steps (sec/models/warmup.py)
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sec import testbed, warmup
 from sec.evaluate import generate
+from sec.models import testbed, warmup
+from sec.models.core import default_config
+from sec.models.testbed_train import task_config
 from sec.tasks.generation import generate_items
 from sec.tasks.rewards import puzzle_reward
 
@@ -92,14 +94,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cache = os.environ.get("SEC_CACHE_DIR") or str(Path.home() / ".cache" / "sec")
     # the dial: pre-training steps (source: pretrain) or warm-up SFT steps (source: sft)
-    sft = testbed.default_config(args.model).get("source") == "sft"
+    sft = default_config(args.model).get("source") == "sft"
     key = "sft" if sft else "pretrain"
-    if not sft:  # every point of the dial in one pre-training pass (sec/testbed_train.py)
-        first = testbed.default_config(args.model, [f"pretrain.steps={min(args.steps)}", *args.set])
+    if not sft:  # every point of the dial in one pre-training pass (sec/models/testbed_train.py)
+        first = default_config(args.model, [f"pretrain.steps={min(args.steps)}", *args.set])
         testbed.materialise(first, cache, steps=args.steps)
     for steps in args.steps:
-        cfg = testbed.default_config(args.model, [f"{key}.steps={steps}", *args.set])
-        task = testbed.task_config(cfg[key]["task"])
+        cfg = default_config(args.model, [f"{key}.steps={steps}", *args.set])
+        task = task_config(cfg[key]["task"])
         path = warmup.materialise(cfg, cache) if sft else testbed.materialise(cfg, cache)
         record = json.loads((path / (warmup.SFT_RECORD if sft else testbed.PRETRAIN_RECORD)).read_text())
         model = AutoModelForCausalLM.from_pretrained(path)

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 SWEEP="${SWEEP:-multirun/testbed_smollm2}"
 # build the warm-up model once, before the jobs start (they would wait for one builder anyway)
-"$PY" -m sec.warmup build
+"$PY" -m sec.models.warmup build
 "$PY" -m sec.launch -m experiment=testbed_smollm2 profile="${PROFILE:-testbed_smollm2}" \
     hydra/launcher=joblib hydra.launcher.n_jobs="${JOBS:-2}" "hydra.sweep.dir=$SWEEP" "$@"
 "$PY" -m analysis.report "$SWEEP" --out "${REPORT:-report/testbed_smollm2}" --levels --window 5 --eval-window 1 \

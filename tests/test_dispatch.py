@@ -22,7 +22,7 @@ from conftest import CONF, ROOT
 from sec import preempt
 from sec.errors import RunInterrupted
 from sec.metrics import read_metrics
-from sec.models import publish_dir
+from sec.models.core import publish_dir
 from sec.preempt import PreemptionGuard, preempt_signal
 from sec.slurm import executor_parameters, first_line
 from sec.tasks.data import generate_shard

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import CONF, ROOT
-from sec.models import package_dir
+from sec.models.package import package_dir
 from sec.tasks import load_task_data, puzzle_reward
 from sec.tasks.data import check_task_data, manifest_path
 from sec.tasks.math import (

@@ -8,7 +8,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONF
-from sec.models import ModelSourceError, hub_reachable, load_model_and_tokenizer, resolve_model
+from sec.models import ModelSourceError, load_model_and_tokenizer, resolve_model
+from sec.models.hub import hub_reachable
 
 
 def model_cfg(name: str):

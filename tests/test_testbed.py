@@ -20,11 +20,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import CONF, ROOT
-from sec import testbed
-from sec.models import resolve_model
+from sec.models import resolve_model, testbed, testbed_train
+from sec.models.core import default_config
+from sec.models.testbed_train import PretrainData, excluded_expressions, lr_at, task_config
 from sec.tasks.data import load_task_data
 from sec.tasks.rewards import puzzle_reward
-from sec.testbed_train import PretrainData, lr_at
 from sec.workspace import check_config
 
 TASK = OmegaConf.to_container(OmegaConf.load(CONF / "task" / "arith_bare.yaml"))
@@ -32,7 +32,7 @@ TASK = OmegaConf.to_container(OmegaConf.load(CONF / "task" / "arith_bare.yaml"))
 
 def tiny_cfg(**pretrain) -> dict:
     """The testbed model's config shrunk to seconds: one layer of width 16, a few steps."""
-    cfg = testbed.default_config()
+    cfg = default_config()
     cfg["config"].update(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
     cfg["config"]["num_key_value_heads"] = 2
     cfg["pretrain"].update({"steps": 4, "batch_size": 8, "warmup_steps": 1, "decay_steps": 2, "exclude_test_items": 30})
@@ -82,8 +82,8 @@ def test_no_test_problem_is_trained_on_or_pre_trained_on(data):
     test = set(data.loc[data["split"] == "test", "question"])
     train = set(data.loc[data["split"] == "train", "question"])
     assert test and not test & train
-    task = testbed.task_config("arith_bare")
-    excluded = testbed.excluded_expressions(task, 200)
+    task = task_config("arith_bare")
+    excluded = excluded_expressions(task, 200)
     assert test <= excluded  # the run's test split (200 per level) is inside the pre-training exclusion
     mix = {1: 0.25, 2: 0.25, 3: 0.25, 4: 0.25}
     data = PretrainData(task, mix, 0, excluded, testbed.build_tokenizer(), batch_size=500)
@@ -153,7 +153,7 @@ def test_one_pass_builds_every_point_of_the_dial_as_a_build_of_its_own(tmp_path)
     assert many[7][2]["cache_key"] == testbed.cache_key(tiny_cfg(steps=7))
     # materialise caches every total it built
     testbed.materialise(cfg, tmp_path, steps=[7])
-    assert testbed._built(testbed.model_dir(tiny_cfg(steps=7), tmp_path))
+    assert testbed.built(testbed.model_dir(tiny_cfg(steps=7), tmp_path))
 
 
 def test_schedule_is_warmup_stable_decay():
@@ -166,24 +166,24 @@ def test_schedule_is_warmup_stable_decay():
 
 
 def test_bad_pretrain_settings_are_one_clear_error(tmp_path):
-    with pytest.raises(testbed.TestbedBuildError, match="lacks"):
+    with pytest.raises(testbed_train.TestbedBuildError, match="lacks"):
         testbed.pretrain(tiny_cfg(mix={1: 0.5, 9: 0.5}))
-    with pytest.raises(testbed.TestbedBuildError, match="warmup_steps"):
+    with pytest.raises(testbed_train.TestbedBuildError, match="warmup_steps"):
         testbed.pretrain(tiny_cfg(steps=2))
-    with pytest.raises(testbed.TestbedBuildError, match=r"no .*task/countdown_nope\.yaml"):
+    with pytest.raises(testbed_train.TestbedBuildError, match=r"no .*task/countdown_nope\.yaml"):
         testbed.cache_key(tiny_cfg(task="countdown_nope"))
-    with pytest.raises(testbed.TestbedBuildError, match="basic_arithmetic"):
+    with pytest.raises(testbed_train.TestbedBuildError, match="basic_arithmetic"):
         testbed.cache_key(tiny_cfg(task="countdown"))
 
 
 def test_build_command_builds_prints_the_directory_and_reports_bad_settings_in_one_line(tmp_path):
-    """``python -m sec.testbed build`` as a real process: dotlist overrides over conf/model, the cached
+    """``python -m sec.models.testbed build`` as a real process: dotlist overrides over conf/model, the cached
     directory printed; bad settings exit 1 with one line on stderr and cache nothing."""
     tiny = ["config.hidden_size=16", "config.intermediate_size=32", "config.num_hidden_layers=1",
             "config.num_attention_heads=2", "config.num_key_value_heads=2", "pretrain.steps=4",
             "pretrain.batch_size=8", "pretrain.warmup_steps=1", "pretrain.decay_steps=2",
             "pretrain.exclude_test_items=30"]  # fmt: skip
-    cmd = [sys.executable, "-m", "sec.testbed", "build", "--cache-dir", str(tmp_path), *tiny]
+    cmd = [sys.executable, "-m", "sec.models.testbed", "build", "--cache-dir", str(tmp_path), *tiny]
     ok = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
     path = Path(ok.stdout.splitlines()[-1].split()[0])  # the last line (wandb may print before it)
@@ -192,7 +192,9 @@ def test_build_command_builds_prints_the_directory_and_reports_bad_settings_in_o
     bad = subprocess.run([*cmd, "pretrain.steps=2"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert bad.returncode == 1 and str(tmp_path) not in bad.stdout
     errors = [line for line in bad.stderr.splitlines() if not re.match(r"\d{4}-\d\d-\d\d ", line)]  # log lines
-    assert len(errors) == 1 and re.fullmatch(r"sec\.testbed: model\.pretrain\.steps \(2\) .*warmup_steps.*", errors[0])
+    assert len(errors) == 1 and re.fullmatch(
+        r"sec\.models\.testbed: model\.pretrain\.steps \(2\) .*warmup_steps.*", errors[0]
+    )
     assert [p.name for p in path.parent.iterdir() if p.is_dir()] == [path.name]  # besides lock files
 
 

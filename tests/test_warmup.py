@@ -1,5 +1,5 @@
 """The testbed's external check (docs/testbed.md): the format warm-up SFT of a pretrained model
-(sec/warmup.py, a tiny base here: deterministic, cached by its settings, loaded by the auto classes,
+(sec/models/warmup.py, a tiny base here: deterministic, cached by its settings, loaded by the auto classes,
 through the project's model resolution), its errors, and the check's sweep configs (TRL and verl)."""
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from omegaconf import OmegaConf
 from test_testbed import sweep_jobs
 
 from conftest import CONF, ROOT
-from sec import testbed, warmup
-from sec.models import resolve_model
+from sec.models import resolve_model, warmup
+from sec.models.core import default_config
+from sec.models.testbed_train import excluded_expressions, task_config
 from sec.workspace import check_config
 
 
 def tiny_cfg(**sft) -> dict:
     """The external check's model config on the tiny random base (seconds): 3 steps of 4 rows."""
-    cfg = testbed.default_config("smollm2_135m_sft")
+    cfg = default_config("smollm2_135m_sft")
     cfg["base"] = "tiny"
     cfg["sft"].update({"steps": 3, "batch_size": 4, "exclude_test_items": 30, "learning_rate": 1e-3})
     cfg["sft"].update(sft)
@@ -36,8 +37,8 @@ def test_rows_are_the_task_levels_in_the_model_prompt_format_without_test_proble
     rows = warmup.sft_rows(cfg)
     assert len(rows) == 160 and rows == warmup.sft_rows(cfg)  # a pure function of the settings
     assert {r["level"] for r in rows} == {1, 2}  # the mix's levels only
-    task = testbed.task_config("arith_bare")
-    tests = testbed.excluded_expressions(task, 30)
+    task = task_config("arith_bare")
+    tests = excluded_expressions(task, 30)
     for r in rows:
         assert isinstance(r["prompt"], str) and r["prompt"].endswith("=") and r["prompt"] not in tests
         a, op, b = re.fullmatch(r"(\d+)([+-])(\d+)=", r["prompt"]).groups()
@@ -59,7 +60,7 @@ def test_tiny_warmup_is_deterministic_cached_and_loads_with_auto_classes(tmp_pat
     for (name, x), (_, y) in zip(ma.state_dict().items(), mb.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
     # the SFT moved the base model's weights
-    base = AutoModelForCausalLM.from_pretrained(resolve_model(testbed.default_config("tiny"), tmp_path / "a").path)
+    base = AutoModelForCausalLM.from_pretrained(resolve_model(default_config("tiny"), tmp_path / "a").path)
     assert not torch.equal(base.model.embed_tokens.weight, ma.model.embed_tokens.weight)
     record = json.loads((a / warmup.SFT_RECORD).read_text())
     assert record["cache_key"] == warmup.cache_key(cfg) and record["rows"] == 12 and record["loss"]
@@ -96,10 +97,10 @@ def test_bad_warmup_settings_are_one_clear_error(tmp_path):
 
 
 def test_build_command_builds_prints_the_directory_and_reports_bad_settings_in_one_line(tmp_path):
-    """``python -m sec.warmup build`` as a real process (tiny base): the cached directory printed;
+    """``python -m sec.models.warmup build`` as a real process (tiny base): the cached directory printed;
     a bad base exits 1 with one line on stderr."""
     tiny = ["base=tiny", "sft.steps=3", "sft.batch_size=4", "sft.exclude_test_items=30", "sft.learning_rate=1e-3"]
-    cmd = [sys.executable, "-m", "sec.warmup", "build", "--cache-dir", str(tmp_path), *tiny]
+    cmd = [sys.executable, "-m", "sec.models.warmup", "build", "--cache-dir", str(tmp_path), *tiny]
     ok = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
     path = Path(ok.stdout.splitlines()[-1].split()[0])  # the last line (wandb may print before it)
@@ -108,7 +109,7 @@ def test_build_command_builds_prints_the_directory_and_reports_bad_settings_in_o
     bad = subprocess.run([*cmd, "base=nope"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     errors = [line for line in bad.stderr.splitlines() if not re.match(r"\d{4}-\d\d-\d\d ", line)]  # log lines
     assert bad.returncode == 1 and str(tmp_path) not in bad.stdout and len(errors) == 1
-    assert re.fullmatch(r"sec\.warmup: .*model\.base='nope'.*", errors[0])
+    assert re.fullmatch(r"sec\.models\.warmup: .*model\.base='nope'.*", errors[0])
 
 
 # ------------------------------------------------------------------------------------------ the check's sweep

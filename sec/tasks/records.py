@@ -18,9 +18,9 @@ Record schema (one parquet row, :data:`RECORD_COLUMNS`):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["RECORD_COLUMNS", "TINYZERO_TEMPLATE", "plain", "render_prompt"]
+__all__ = ["RECORD_COLUMNS", "TINYZERO_TEMPLATE", "ItemSource", "plain", "render_prompt"]
 
 RECORD_COLUMNS: tuple[str, ...] = ("id", "task", "level", "split", "question", "prompt", "answer", "metadata")
 
@@ -30,6 +30,21 @@ TINYZERO_TEMPLATE = (
     "The assistant first thinks about the reasoning process in the mind and then provides the user "
     "with the answer.\nUser: {question}\nAssistant: Let me solve this step by step."
 )
+
+
+class ItemSource(Protocol):
+    """What the item generators (:mod:`sec.tasks.generation`, :mod:`sec.tasks.timed_items`) need of
+    a task generated item by item, e.g. :class:`sec.tasks.puzzle.PuzzleTask`: its name, a dataset of
+    items per level, and an item's question, prompt and answer payload."""
+
+    name: str
+    prompt_template: str
+
+    def make_dataset(self, level_kwargs: Mapping[str, Any], seed: int) -> Any: ...
+
+    def question(self, item: Mapping[str, Any]) -> str: ...
+
+    def answer_payload(self, item: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 def render_prompt(question: str) -> str:

@@ -13,10 +13,9 @@ import signal
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from sec.tasks.puzzle import PuzzleTask
+from sec.tasks.records import ItemSource
 
 __all__ = ["ItemGenerationError", "default_workers", "iter_raw"]
 
@@ -65,14 +64,14 @@ def _timed_item(dataset: Any, idx: int, timeout_s: float) -> tuple[dict[str, Any
     return item, ""
 
 
-def _make_dataset(task: PuzzleTask, level_kwargs: Mapping[str, Any], seed: int) -> Any:
+def _make_dataset(task: ItemSource, level_kwargs: Mapping[str, Any], seed: int) -> Any:
     return task.make_dataset(level_kwargs, seed)
 
 
 def _worker_main(
     conn: Any,
     inherited: list[Any],
-    task: PuzzleTask,
+    task: ItemSource,
     level_kwargs: dict[str, Any],
     seed: int,
     timeout_s: float,
@@ -101,7 +100,7 @@ def _worker_main(
 
 
 def iter_raw(
-    task: PuzzleTask,
+    task: ItemSource,
     level_kwargs: Mapping[str, Any],
     seed: int,
     timeout_s: float,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from sec.backends.verl.config import _value, model_path, verl_overrides
+from sec.backends.verl.config import model_path, override_value, verl_overrides
 from sec.backends.verl.paths import VerlPaths, verl_paths
 from sec.errors import ConfigError
 
@@ -133,7 +133,7 @@ def verl_command(overrides: Sequence[str], paths: VerlPaths, python: str | None 
         f"--config-path={CONFIG_DIR}",
         f"--config-name={CONFIG_NAME}",
         *overrides,
-        f"hydra.run.dir={_value(str(paths.root / 'hydra'))}",
+        f"hydra.run.dir={override_value(str(paths.root / 'hydra'))}",
     ]
 
 

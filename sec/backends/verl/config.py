@@ -72,7 +72,7 @@ def remove_padding(cfg: DictConfig) -> bool:
     return device_settings(cfg)[0] == "cuda" if value is None else bool(value)
 
 
-def _value(v: Any) -> str:
+def override_value(v: Any) -> str:
     """A Python value as a Hydra override value."""
     if v is None:
         return "null"
@@ -81,7 +81,7 @@ def _value(v: Any) -> str:
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, (list, tuple)):
-        return "[" + ",".join(_value(x) for x in v) + "]"
+        return "[" + ",".join(override_value(x) for x in v) + "]"
     s = str(v)
     if re.fullmatch(r"[A-Za-z0-9_./:@+-]+", s) and s not in ("true", "false", "null"):
         return s
@@ -97,8 +97,9 @@ def model_path(cfg: DictConfig, cache_dir: str | Path, *, resolve: bool) -> tupl
     """What verl loads the policy (and PPO's critic) from, and the source it came from.
 
     ``resolve=False`` (dry run) names the path without touching the network or writing files:
-    ``local_path`` or the hub id, or for packaged / random models the cache directory
-    :func:`sec.models.resolve_model` materialises them into.
+    ``local_path`` or the hub id, or for the models it builds (packaged, random, pre-trained,
+    warm-up) the cache directory :func:`sec.models.resolve_model` materialises them into
+    (:func:`sec.models.planned_path`).
     """
     m = cfg.model
     if resolve:
@@ -106,19 +107,9 @@ def model_path(cfg: DictConfig, cache_dir: str | Path, *, resolve: bool) -> tupl
 
         resolved = resolve_model(m, cache_dir)
         return resolved.path, resolved.source
-    if m.get("local_path"):
-        return str(m.local_path), None
-    if m.get("source") == "pretrain":  # the testbed's model, cached by its settings (sec/testbed.py)
-        from sec.testbed import model_dir
+    from sec.models import planned_path
 
-        return str(model_dir(m, cache_dir)), None
-    if m.get("source") == "sft":  # a pretrained model after the warm-up SFT, cached by its settings (sec/warmup.py)
-        from sec.warmup import model_dir as warmup_dir
-
-        return str(warmup_dir(m, cache_dir)), None
-    if m.get("source") in ("random_init", "package") or not m.get("hub_id"):
-        return str(Path(cache_dir) / "models" / str(m.name)), None
-    return str(m.hub_id), None
+    return planned_path(m, cache_dir), None
 
 
 def check_batch(cfg: DictConfig) -> int:
@@ -286,7 +277,7 @@ def _cpu_free_keys(cfg: DictConfig) -> list[str]:
     cpu = be.get("cpu") or {}
     out = [f"{fsdp}.{k}=fp32" for k in ("param_dtype", "reduce_dtype", "buffer_dtype")]
     for key, value in (cpu.get("rollout") or {}).items():
-        out.append(f"{hf}.{key}={_value(value)}")
+        out.append(f"{hf}.{key}={override_value(value)}")
     out.append(f"++ray_kwargs.ray_init.num_cpus={int(cpu.get('ray_num_cpus') or 3 * gpus + 6)}")
     out.append(f"++ray_kwargs.ray_init.num_gpus={gpus}")
     out.append("++ray_kwargs.ray_init.include_dashboard=false")
@@ -349,15 +340,15 @@ def verl_overrides(cfg: DictConfig, paths: VerlPaths, model: str) -> list[str]:
         o.update(_critic_keys(cfg, model, max_tokens))
         if not be.dynamic_batch_size:
             o["critic.ppo_micro_batch_size_per_gpu"] = int(be.micro_batch_size_per_gpu)
-    out = [f"{k}={_value(v)}" for k, v in o.items()]
+    out = [f"{k}={override_value(v)}" for k, v in o.items()]
     # free-form maps of verl's config ('++': add or replace): the attention kernel transformers
     # loads the models with (verl's default is flash_attention_2), and the environment of the
     # driver actor and every Ray worker on every node: verl's file logger writes where the
     # launcher reads; the TRL shim is imported at `import verl` (sec/backends/verl/trl_compat.py)
     for part in ("actor_rollout_ref", "critic"):
-        out.append(f"++{part}.model.override_config.attn_implementation={_value(str(be.attn_implementation))}")
+        out.append(f"++{part}.model.override_config.attn_implementation={override_value(str(be.attn_implementation))}")
     env = "++ray_kwargs.ray_init.runtime_env.env_vars"
-    out.append(f"{env}.VERL_FILE_LOGGER_PATH={_value(str(paths.verl_log))}")
+    out.append(f"{env}.VERL_FILE_LOGGER_PATH={override_value(str(paths.verl_log))}")
     out += [f"{env}.{k}={_quoted(v)}" for k, v in verl_env_vars(cfg).items()]
     if cpu:
         out += _cpu_free_keys(cfg)

@@ -6,7 +6,7 @@ A pretrained instruct model does not answer a bare prompt (``32-15=``) with the 
 all-wrong. A short supervised warm-up teaches the answer format: TRL's ``SFTTrainer`` on
 prompt-completion pairs (standard format for ``prompt_format: plain``, conversational for ``chat``;
 loss on the completion only, the EOS token appended by TRL), problems drawn exactly as the testbed's
-pre-training draws them (:class:`sec.testbed_train.PretrainData`: the task's ``basic_arithmetic``
+pre-training draws them (:class:`sec.models.testbed_train.PretrainData`: the task's ``basic_arithmetic``
 levels by ``sft.mix``, a seed of its own, the first ``sft.exclude_test_items`` test problems of every
 test level never drawn). The number of SFT steps is the difficulty dial, as pre-training steps are
 for ``model=testbed_lm``: a few steps teach the format, more teach the arithmetic too.
@@ -18,8 +18,10 @@ SFT settings, the task's levels / seed / test levels and :data:`BUILD_VERSION`) 
 record (settings, loss curve, build time) written last. Deterministic from ``sft.seed`` on a CPU
 with fixed ``sft.num_threads``.
 
-    python -m sec.warmup build                          # conf/model/smollm2_135m_sft.yaml
-    python -m sec.warmup build sft.steps=100            # another point on the dial
+``model.source: sft`` builds it on first use; or
+
+    python -m sec.models.warmup build                   # conf/model/smollm2_135m_sft.yaml
+    python -m sec.models.warmup build sft.steps=100     # another point on the dial
 """
 
 from __future__ import annotations
@@ -27,13 +29,34 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from sec.models.core import (
+    CONF_DIR,
+    ModelSourceError,
+    ResolvedModel,
+    build_command,
+    build_lock,
+    default_config,
+    keyed_dir,
+    plain_config,
+    publish_dir,
+    register_source,
+    resolve_model,
+    temp_dir,
+)
+from sec.models.testbed_train import (
+    PretrainData,
+    TestbedBuildError,
+    excluded_expressions,
+    level_mix,
+    task_config,
+)
 
 log = logging.getLogger("sec.warmup")
 
@@ -53,24 +76,22 @@ def _settings(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], d
     Raises:
         WarmupBuildError: a missing or bad key (one line naming it).
     """
-    from sec import testbed
-
-    cfg = testbed._plain(cfg)
+    cfg = plain_config(cfg)
     for key in ("base", "sft", "prompt_format"):
         if key not in cfg:
             raise WarmupBuildError(f"model {cfg.get('name')!r} (source: sft) needs `{key}:`")
     base_name = str(cfg["base"])
-    base_path = testbed.CONF_DIR / "model" / f"{base_name}.yaml"
+    base_path = CONF_DIR / "model" / f"{base_name}.yaml"
     if not base_path.exists():
         raise WarmupBuildError(f"model.base={base_name!r}: no {base_path}")
-    base = testbed.default_config(base_name)
+    base = default_config(base_name)
     if base.get("source") == "sft":
         raise WarmupBuildError(f"model.base={base_name!r} is itself a warm-up model; name a pretrained one")
     s = cfg["sft"]
     try:
-        task = testbed.task_config(str(s["task"]))
-        mix = testbed._mix(s, task)
-    except testbed.TestbedBuildError as e:
+        task = task_config(str(s["task"]))
+        mix = level_mix(s, task)
+    except TestbedBuildError as e:
         raise WarmupBuildError(str(e).replace("model.pretrain", "model.sft")) from None
     if int(s["steps"]) < 1 or int(s["batch_size"]) < 1:
         raise WarmupBuildError(f"model.sft.steps and batch_size must be >= 1, got {s['steps']} and {s['batch_size']}")
@@ -96,7 +117,7 @@ def cache_key(cfg: Mapping[str, Any]) -> str:
 
 def model_dir(cfg: Mapping[str, Any], cache_dir: str | Path) -> Path:
     """Where the model of ``cfg`` is (or will be) cached: ``<cache_dir>/models/<name>-<key>``."""
-    return Path(cache_dir) / "models" / f"{cfg['name']}-{cache_key(cfg)}"
+    return keyed_dir(cfg, cache_dir, cache_key(cfg))
 
 
 def sft_rows(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -107,9 +128,6 @@ def sft_rows(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     Raises:
         WarmupBuildError: a bad setting.
     """
-    from sec.testbed import excluded_expressions
-    from sec.testbed_train import PretrainData
-
     cfg, _, task, mix = _settings(cfg)
     s = cfg["sft"]
     exclude = excluded_expressions(task, int(s["exclude_test_items"]))
@@ -143,14 +161,12 @@ def warmup(cfg: Mapping[str, Any], cache_dir: str | Path) -> tuple[Any, Any, dic
 
     Raises:
         WarmupBuildError: a bad setting, or ``sft.max_length`` too short for the rows.
-        sec.models.ModelSourceError: the base model cannot be found.
+        ModelSourceError: the base model cannot be found.
     """
     import datasets
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import SFTConfig, SFTTrainer
-
-    from sec.models import resolve_model
 
     cfg, base, _, mix = _settings(cfg)
     s = cfg["sft"]
@@ -218,17 +234,14 @@ def materialise(cfg: Mapping[str, Any], cache_dir: str | Path) -> Path:
     Raises:
         WarmupBuildError: a bad setting.
     """
-    from sec.models import publish_dir
-    from sec.testbed import _build_lock
-
     target = model_dir(cfg, cache_dir)
     if (target / SFT_RECORD).exists():
         return target
-    with _build_lock(target):
+    with build_lock(target):
         if not (target / SFT_RECORD).exists():
             log.info("warm-up model %s: SFT of %s into %s", cfg["name"], cfg["base"], target)
             model, tok, record = warmup(cfg, cache_dir)
-            tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+            tmp = temp_dir(target)
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
             (tmp / SFT_RECORD).write_text(json.dumps(record, indent=1))
@@ -238,14 +251,11 @@ def materialise(cfg: Mapping[str, Any], cache_dir: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sec.warmup build [--model NAME] [--cache-dir DIR] [key=value ...]``: build (or
+    """``python -m sec.models.warmup build [--model NAME] [--cache-dir DIR] [key=value ...]``: build (or
     find) the warm-up model and print its directory."""
-    from sec.models import ModelSourceError
-    from sec.testbed import build_command
-
     path = build_command(
         argv,
-        prog="python -m sec.warmup",
+        prog="python -m sec.models.warmup",
         description=__doc__.split("\n\n")[0],
         default_model="smollm2_135m_sft",
         example="sft.steps=100",
@@ -259,6 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{path}  (SFT of {base} in {record['seconds']:.0f}s, final loss {loss:.4f})")
     return 0
 
+
+def resolve_sft(cfg: Mapping[str, Any], cache_dir: Path) -> ResolvedModel:
+    return ResolvedModel(str(materialise(cfg, cache_dir)), "sft")
+
+
+register_source("sft", resolve_sft, planned_path=model_dir)
 
 if __name__ == "__main__":
     sys.exit(main())
