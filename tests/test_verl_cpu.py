@@ -99,7 +99,7 @@ def assert_same_train_records(run: Path, reference: Path) -> None:
     assert [r["step"] for r in got] == [r["step"] for r in want]
     diffs = {
         g["step"]: {k: (g.get(k), w.get(k)) for k in sorted(g.keys() | w.keys()) if g.get(k) != w.get(k)}
-        for g, w in zip(got, want)
+        for g, w in zip(got, want, strict=True)
     }
     assert not any(diffs.values()), {step: d for step, d in diffs.items() if d}
 
