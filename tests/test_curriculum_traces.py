@@ -1,10 +1,15 @@
-"""Bit-for-bit regression of every curriculum config against traces recorded on ``main``.
+"""Regression of every curriculum config against traces recorded on ``main``.
 
 ``tests/data/curriculum_traces.json`` holds, for every ``conf/curriculum/*.yaml`` of ``main`` at
 c8547f6 (plus overridden variants), the seeded draws, probabilities, per-arm rewards and logged
 stats of 12 steps fed with fixed pseudo-random |A| and task rewards, produced by the code of that
 commit (``python tests/test_curriculum_traces.py --record`` there). Any refactor of the
-curriculum core must reproduce them exactly (floats compared through their JSON text).
+curriculum core must reproduce them: draws, counts and every other non-float exactly, floats to
+within a few units in the last place (:func:`same_trace`). Not to the bit, because ``np.exp`` is not
+the same function on every CPU: numpy's float64 ``exp`` has an AVX-512 kernel and falls back to the
+C library on AVX2-only machines, and the two differ in the last bit of some softmax probabilities
+(the fixture was recorded on an AVX-512 machine; on an AVX2-only AMD EPYC 12 of 32 cases differed
+by one ulp, every draw equal).
 """
 
 from __future__ import annotations
@@ -52,6 +57,21 @@ MAIN_OVERRIDES = {
     "sec_success_thr0.1": ["curriculum.success_threshold=0.1"],
 }
 SEEDS = (0, 7)
+#: relative tolerance of a float in a trace: ~50 ulps of float64, far below any change a
+#: refactor of the curriculum makes (those move probabilities in the 3rd-10th digit)
+FLOAT_RTOL = 1e-14
+
+
+def same_trace(got: Any, want: Any) -> bool:
+    """``got == want`` with floats equal to within :data:`FLOAT_RTOL` (ints, bools, strings,
+    draws and the structure exactly)."""
+    if isinstance(want, float) and isinstance(got, float):
+        return abs(got - want) <= FLOAT_RTOL * max(abs(got), abs(want)) or got == want
+    if isinstance(want, dict) and isinstance(got, dict):
+        return got.keys() == want.keys() and all(same_trace(got[k], want[k]) for k in want)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(same_trace(g, w) for g, w in zip(got, want, strict=True))
+    return type(got) is type(want) and got == want
 
 
 def arms_for(fields: list[str]) -> list[tuple]:
@@ -113,7 +133,7 @@ def recorded() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("key", [f"{c}/seed{s}" for c in CASES for s in SEEDS])
-def test_trace_matches_main_bit_for_bit(recorded, key):
+def test_trace_matches_main(recorded, key):
     case, seed = key.rsplit("/seed", 1)
     name, overrides = CASES[case]
     cfg = composed(name, overrides)
@@ -121,7 +141,7 @@ def test_trace_matches_main_bit_for_bit(recorded, key):
     got = json.loads(json.dumps(drive(build_new(cfg, arms, total_steps=STEPS, seed=int(seed)), len(arms), int(seed))))
     want = recorded[key]
     for step, (g, w) in enumerate(zip(got, want, strict=True), start=1):
-        assert g == w, f"{key} step {step} differs"
+        assert same_trace(g, w), f"{key} step {step} differs: {g} != {w}"
 
 
 def test_every_config_of_main_has_a_trace(recorded):
@@ -136,3 +156,13 @@ if __name__ == "__main__" and sys.argv[1:] == ["--record"]:
     sys.path.insert(0, str(ROOT))
     FIXTURE.write_text(json.dumps(record_all(build_new), indent=None, separators=(",", ":")) + "\n")
     print(f"wrote {FIXTURE} ({FIXTURE.stat().st_size} bytes)")
+
+
+def test_same_trace_tolerates_a_last_bit_only():
+    # the one-ulp softmax difference between numpy's AVX-512 and AVX2 exp, as measured
+    want = {"probs": [0.4272478307468641, 0.2522776095627463], "drawn": [0, 2], "count": 5}
+    assert same_trace({"probs": [0.4272478307468641, 0.25227760956274636], "drawn": [0, 2], "count": 5}, want)
+    assert not same_trace({"probs": [0.4272478307468641, 0.2522776095628], "drawn": [0, 2], "count": 5}, want)
+    assert not same_trace({"probs": [0.4272478307468641, 0.2522776095627463], "drawn": [0, 1], "count": 5}, want)
+    assert not same_trace({"probs": [0.4272478307468641, 0.2522776095627463], "drawn": [0, 2], "count": 5.0}, want)
+    assert not same_trace({"probs": [0.4272478307468641], "drawn": [0, 2], "count": 5}, want)
