@@ -46,3 +46,21 @@ def test_a_fresh_build_is_bit_identical_to_the_recorded_one(name, tmp_path):
 
 def test_every_case_is_recorded():
     assert sorted(cases()) == sorted(RECORDED)
+
+
+def test_on_another_kernel_set_a_trained_build_is_compared_without_its_weights():
+    files = {"config.json": "c", "model.safetensors": "w", "pretrain.json": "r"}
+    recorded = {"source": "pretrain", "dir": "m-1", "files": files, "cpu": "AVX512"}
+    other_weights = dict(
+        recorded, files=dict(files, **{"model.safetensors": "w2", "pretrain.json": "r2"}), cpu="AVX512"
+    )
+    assert comparable(other_weights, "AVX2") == comparable(recorded, "AVX2")
+    assert comparable(other_weights, "AVX512") != comparable(recorded, "AVX512")  # same set: to the bit
+    other_config = dict(recorded, files=dict(files, **{"config.json": "c2"}))
+    assert comparable(other_config, "AVX2") != comparable(recorded, "AVX2")
+    missing_weights = dict(recorded, files={"config.json": "c", "pretrain.json": "r"})
+    assert comparable(missing_weights, "AVX2") != comparable(recorded, "AVX2")
+    untrained = dict(recorded, source="random_init")
+    assert comparable(dict(untrained, files=dict(files, **{"model.safetensors": "w2"})), "AVX2") != comparable(
+        untrained, "AVX2"
+    )
