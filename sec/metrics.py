@@ -9,6 +9,10 @@ Schema (one JSON object per line, always with ``step`` and ``kind``):
   ``curriculum/sampled_level_mean``, engine extras under ``trl/`` or ``verl/``.
 * ``kind: "eval"`` — one per (task, split): ``task``, ``split`` (``id``, ``ood`` or
   ``level_<k>``), ``pass@1``, ``n_problems``, ``k_samples``.
+
+Two runs of one config and seed on one CPU kernel set write the same records except for the
+fields named by :data:`RUN_VARYING` (wall clock and memory); :func:`reproducible` drops them.
+Tests that compare runs (resume, requeue, SLURM against local, verl against itself) use it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,30 @@ import numpy as np
 log = logging.getLogger("sec.metrics")
 
 KINDS = ("train", "eval")
+
+#: Field names, or prefixes ending in ``/``, of the record fields that differ between two runs of
+#: one config and seed: wall-clock seconds and milliseconds, throughput, memory.
+RUN_VARYING: tuple[str, ...] = (
+    "step_time_s",
+    "generation_s",
+    "wall_time_s",
+    "curriculum/overhead_ms",
+    "verl/timing_s/",
+    "verl/timing_per_token_ms/",
+    "verl/perf/",
+    "verl/actor/perf/",
+)
+
+
+def is_run_varying(key: str) -> bool:
+    """Whether a record field is one of :data:`RUN_VARYING` (a name, or under a prefix)."""
+    return any(key == f or (f.endswith("/") and key.startswith(f)) for f in RUN_VARYING)
+
+
+def reproducible(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record without its :data:`RUN_VARYING` fields: what a rerun of the same config and seed
+    on the same CPU kernel set writes again (floats up to the kernels' reduction order)."""
+    return {k: v for k, v in record.items() if not is_run_varying(k)}
 
 
 def _jsonable(x: Any) -> Any:

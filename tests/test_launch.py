@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from analysis.load import load_runs
 from analysis.summary import summarise
 from conftest import ROOT
-from sec.metrics import read_metrics
+from sec.metrics import is_run_varying, read_metrics
 
 
 def launch(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
@@ -32,10 +33,25 @@ def launch(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
     return r
 
 
+def looks_like_a_clock(key: str) -> bool:
+    """A field name of wall clock, throughput or memory (by its unit suffix or its words)."""
+    leaf = key.rsplit("/", 1)[-1]
+    words = re.search(r"(^|[/_])(time|timing|throughput|memory)($|[/_])", key)
+    return leaf.endswith(("_s", "_ms", "_gb")) or words is not None
+
+
+def assert_clocks_are_run_varying(records: list[dict]) -> None:
+    """Every clock-like field of the records is in ``sec.metrics.RUN_VARYING``, so that tests
+    comparing two runs do not compare it (a new timing field failed CI's SLURM tests once)."""
+    clocks = {k for r in records for k in r if looks_like_a_clock(k)}
+    assert {k for k in clocks if not is_run_varying(k)} == set(), "add these to sec.metrics.RUN_VARYING"
+
+
 def check_run(run_dir: Path, steps: int, curriculum: str) -> list[dict]:
     records = read_metrics(run_dir / "metrics.jsonl")
     train = [r for r in records if r["kind"] == "train"]
     assert [r["step"] for r in train] == list(range(1, steps + 1))
+    assert_clocks_are_run_varying(records)
     for r in train:
         assert 0.0 <= r["zero_variance_frac"] <= 1.0 and "reward_mean" in r
         assert 1.0 <= r["curriculum/sampled_level_mean"] <= 3.0

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from test_launch import check_run
 
 from conftest import CONF, ROOT
-from sec.metrics import read_metrics
+from sec.metrics import read_metrics, reproducible
 from sec.tasks.data import cache_key, load_task_data
 from sec.workspace import task_components
 
@@ -72,9 +72,8 @@ def sacct_states(job: str, attempts: bool = False, timeout: float = 60) -> list[
 
 
 def comparable(records: list[dict]) -> list[dict]:
-    """Metrics records without wall-clock fields (``wall_time_s``, TRL's timings, the curriculum's
-    ``curriculum/overhead_ms``)."""
-    return [{k: v for k, v in r.items() if "time" not in k and not k.endswith("_ms")} for r in records]
+    """Metrics records without the fields that differ between two runs (``sec.metrics.RUN_VARYING``)."""
+    return [reproducible(r) for r in records]
 
 
 def assert_same_records(a: list[dict], b: list[dict]) -> None:

@@ -27,13 +27,14 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from test_launch import assert_clocks_are_run_varying
 
 from conftest import CONF, ROOT
 from sec import rundir
 from sec.backends import verl as vb
 from sec.backends.verl import replacements
 from sec.backends.verl.config import device_settings
-from sec.metrics import read_metrics
+from sec.metrics import read_metrics, reproducible
 from sec.workspace import ConfigError, Workspace, check_config
 
 #: a run of verl's loop on the CPU in about a minute: the smoke profile's shape (4 SEC steps,
@@ -49,17 +50,6 @@ CPU_BASE = (
     "backend.poll_s=1",
 )
 CPU_RUN = (*CPU_BASE, "model=testbed_mini", "task=arith_bare", "train.max_prompt_length=32")
-#: fields that differ between two runs of the same config: wall clock, memory, timings
-WALL_CLOCK = (
-    "step_time_s",
-    "generation_s",
-    "wall_time_s",
-    "curriculum/overhead_ms",
-    "verl/timing_s/",
-    "verl/perf/",
-    "verl/actor/perf/",
-    "verl/timing_per_token_ms/",
-)
 
 
 def run_cfg(*overrides: str):
@@ -89,7 +79,7 @@ def train_records(run: Path) -> list[dict]:
 
 def steady(record: dict) -> dict:
     """A train record without the fields that differ between two runs of one config."""
-    return {k: v for k, v in record.items() if not any(k.startswith(w) for w in WALL_CLOCK)}
+    return reproducible(record)
 
 
 def assert_same_train_records(run: Path, reference: Path) -> None:
@@ -350,6 +340,7 @@ def test_metrics_have_the_fields_of_a_trl_run(sec_run, tmp_path):
     }
     assert {r["n_problems"] for r in evals if r["split"] == "level_1"} == {4}
     assert all(r["generation_s"] > 0 for r in train_records(sec_run)[1:])
+    assert_clocks_are_run_varying(read_metrics(sec_run / "metrics.jsonl"))
 
     # the cross-engine comparison reads both runs (one seed, one curriculum: no paired rows)
     from analysis.cross_engine import markdown, per_run

@@ -9,7 +9,7 @@ import pytest
 from verl.utils.tracking import Tracking
 
 from sec.backends import verl as vb
-from sec.metrics import MetricsWriter, read_metrics
+from sec.metrics import MetricsWriter, is_run_varying, read_metrics, reproducible
 
 
 def test_verl_file_log_and_curriculum_log_become_metrics_jsonl(tmp_path, monkeypatch):
@@ -62,3 +62,30 @@ def test_named_eval_sets_pool_into_id_and_ood(tmp_path):
     assert list(evals) == ["aime24", "amc", "math500", "id", "ood"]
     assert evals["id"]["pass@1"] == 0.6 and evals["id"]["n_problems"] == 500
     assert evals["ood"]["pass@1"] == pytest.approx((0.3 * 83 + 0.1 * 30) / 113) and evals["ood"]["k_samples"] == 8
+
+
+def test_run_varying_fields_are_clocks_and_memory_only():
+    """What two runs of one config may differ in: names and ``/`` prefixes, nothing else."""
+    rec = {
+        "step": 3,
+        "kind": "train",
+        "loss": 0.5,
+        "generation_s": 1.2,
+        "wall_time_s": 2.0,
+        "curriculum/overhead_ms": 0.3,
+        "curriculum/1/q": 0.1,
+        "verl/timing_s/gen": 1.1,
+        "verl/actor/perf/max_memory_allocated_gb": 2.0,
+        "verl/actor/pg_loss": 0.4,
+        "reward/timeouts": 0,
+    }
+    assert reproducible(rec) == {
+        "step": 3,
+        "kind": "train",
+        "loss": 0.5,
+        "curriculum/1/q": 0.1,
+        "verl/actor/pg_loss": 0.4,
+        "reward/timeouts": 0,
+    }
+    # a prefix matches whole path segments only
+    assert not is_run_varying("verl/timing_s_total") and is_run_varying("verl/timing_s/x/y")
