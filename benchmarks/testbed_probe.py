@@ -40,19 +40,22 @@ def test_problems(task: dict, level: int, n: int) -> list[dict]:
     return rows
 
 
-def _score(completion: str, record: dict) -> float:
-    """The run's validation score: the last number of the completion equals the answer."""
-    return puzzle_reward(completion, record, train=False, format_reward=0.0, extraction="last_number")
+def _score(completion: str, record: dict, extraction: str = "last_number") -> float:
+    """The run's validation score: the answer extracted by ``extraction`` (the task's
+    ``answer_extraction``) is correct."""
+    return puzzle_reward(completion, record, train=False, format_reward=0.0, extraction=extraction)
 
 
-def probe_level(model, tok, rows: list[dict], k: int, temperature: float) -> dict[str, float]:
+def probe_level(
+    model, tok, rows: list[dict], k: int, temperature: float, extraction: str = "last_number"
+) -> dict[str, float]:
     """pass@1 (k samples), its standard error over problems, zero-variance share and greedy pass@1."""
     import torch
 
     prompts = [r["prompt"] for r in rows]
     torch.manual_seed(0)
     samples = generate(model, tok, prompts, k=k, temperature=temperature, max_new_tokens=8, batch_size=1024)
-    score = np.array([[_score(c, r) for c in cs] for r, cs in zip(rows, samples, strict=True)])
+    score = np.array([[_score(c, r, extraction) for c in cs] for r, cs in zip(rows, samples, strict=True)])
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
         out = model.generate(**enc, do_sample=False, max_new_tokens=8, pad_token_id=tok.pad_token_id)
@@ -62,14 +65,7 @@ def probe_level(model, tok, rows: list[dict], k: int, temperature: float) -> dic
         "pass@1": float(per_problem.mean()),
         "stderr": float(per_problem.std(ddof=1) / np.sqrt(len(per_problem))),
         "zero_var": float(np.mean((per_problem == 0) | (per_problem == 1))),
-        "greedy": float(
-            np.mean(
-                [
-                    puzzle_reward(g, r, train=False, format_reward=0.0, extraction="last_number")
-                    for g, r in zip(greedy, rows, strict=True)
-                ]
-            )
-        ),
+        "greedy": float(np.mean([_score(g, r, extraction) for g, r in zip(greedy, rows, strict=True)])),
     }
 
 

@@ -10,7 +10,14 @@ import re
 from collections.abc import Callable
 from fractions import Fraction
 
-__all__ = ["ANSWER_EXTRACTIONS", "extract_answer", "extract_last_boxed", "extract_last_number", "read_number"]
+__all__ = [
+    "ANSWER_EXTRACTIONS",
+    "extract_answer",
+    "extract_last_boxed",
+    "extract_last_digits",
+    "extract_last_number",
+    "read_number",
+]
 
 _BOXED_RE = re.compile(r"\\boxed\s*\{")
 _MINUS_SIGNS = str.maketrans({"\u2212": "-", "\ufe63": "-", "\uff0d": "-"})  # minus sign, small, fullwidth
@@ -143,10 +150,32 @@ def extract_last_number(text: str) -> str | None:
     return last.group(0) if value is None else _canonical(value)
 
 
-#: ``task.answer_extraction`` values: the paper's last ``\\boxed{}``, or the last number (``arith``)
+_DIGITS_RE = re.compile(r"[0-9]+")
+
+
+def extract_last_digits(text: str) -> str | None:
+    """The last run of ASCII digits in ``text`` exactly as written, leading zeros kept (``"x 0710"``
+    -> ``"0710"``): the answer of a task whose answers are digit strings, not values
+    (``arith_rev``'s reversed sums, where ``"01"`` and ``"1"`` differ).
+
+    Returns:
+        The digits; ``None`` when ``text`` has none or is not a ``str``. Never raises; time linear
+        in ``len(text)``.
+    """
+    if not isinstance(text, str):
+        return None
+    last = None
+    for last in _DIGITS_RE.finditer(text):  # noqa: B007
+        pass
+    return None if last is None else last.group(0)
+
+
+#: ``task.answer_extraction`` values: the paper's last ``\\boxed{}``, the last number (``arith``),
+#: or the last run of digits as written (``arith_rev``)
 ANSWER_EXTRACTIONS: dict[str, Callable[[str], str | None]] = {
     "boxed": extract_last_boxed,
     "last_number": extract_last_number,
+    "last_digits": extract_last_digits,
 }
 
 
