@@ -95,3 +95,30 @@ def test_tiny_model_pre_trains_on_the_reversed_task(tmp_path):
     path = testbed.materialise(cfg, tmp_path)
     record = json.loads((path / testbed.PRETRAIN_RECORD).read_text())
     assert record["mix"] == {"1": 1.0} and [s for s, _ in record["loss"]] == [2, 4]
+
+
+def test_every_regime_probe_candidate_composes_into_a_run_and_a_model(monkeypatch):
+    """benchmarks/regime_probe.py's presets: the run a candidate launches per level passes the run's
+    config check, and its model settings are a valid testbed model config (no build)."""
+    import sys
+
+    from hydra import compose, initialize_config_dir
+
+    from conftest import ROOT
+    from sec.models.testbed_train import level_mix
+    from sec.workspace import check_config
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    sys.modules.pop("regime_probe", None)
+    import regime_probe
+
+    for name, overrides in regime_probe.CANDIDATES.items():
+        task, model, run = regime_probe.split_overrides(overrides)
+        cfg = default_config("testbed_lm", model)
+        assert set(level_mix(cfg["pretrain"], task_config(cfg["pretrain"]["task"]))) <= {1, 2, 3, 4}, name
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            job = compose(
+                "config", overrides=[*regime_probe.BASE, f"task={task}", "task.train_levels=[1]", "train.steps=5", *run]
+            )
+        check_config(job)
+        assert job.task.name == task and list(job.task.train_levels) == [1], name
