@@ -51,6 +51,9 @@ CANDIDATES: dict[str, list[str]] = {
     # the same dial point with level 3 given more of the pre-training (30 %): level 3 starting above 0
     "bare_800_l3mix_lr1e-4": ["task=arith_bare", "model.pretrain.steps=800",
                               "model.pretrain.mix={1: 0.3, 2: 0.3, 3: 0.3, 4: 0.1}", "train.learning_rate=1e-4"],
+    # ... and twice the pre-training: level 3 above 0 while levels 1-2 are not solved yet?
+    "bare_1600_l3mix_lr1e-4": ["task=arith_bare", "model.pretrain.steps=1600",
+                               "model.pretrain.mix={1: 0.3, 2: 0.3, 3: 0.3, 4: 0.1}", "train.learning_rate=1e-4"],
     # reversed answers, pre-trained mostly on level 1 (2 digits) with a little of level 2 (3 digits)
     # (a mix override merges into the default mix: levels left out keep their default shares)
     "rev_1000_lr3e-4": ["task=arith_rev", "model.pretrain.task=arith_rev",
