@@ -1,4 +1,4 @@
-"""The regime probe (issue 25, docs/testbed.md "A regime where levels are mastered"): is there a
+"""The regime probe (issue 25, docs/testbed.md "Toward a regime where levels are mastered"): is there a
 task + pre-training + RL setting in which RL, within minutes on a CPU, masters a level and so
 makes the next one learnable? Per candidate it measures, for every level of the task:
 
@@ -139,6 +139,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    from sec.models import testbed
     from sec.models.testbed_train import task_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -150,7 +151,7 @@ def main() -> None:
         task_name, model_overrides, run_overrides = split_overrides(overrides)
         t0 = time.perf_counter()
         path = build(model_overrides)
-        built_s = json.loads((path / "pretrain.json").read_text())["seconds"]
+        built_s = json.loads((path / testbed.PRETRAIN_RECORD).read_text())["seconds"]
         task = task_config(task_name)
         levels = args.levels or sorted(task["levels"])
         rows = [("before RL", probe_all(path, task, levels, args), None)]

@@ -117,6 +117,15 @@ def read_number(text: str) -> str | None:
     return None if value is None else _canonical(value)
 
 
+def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The last non-overlapping match of ``pattern`` in ``text`` (scanning left to right, as
+    ``finditer`` does), or None."""
+    last = None
+    for last in pattern.finditer(text):  # noqa: B007
+        pass
+    return last
+
+
 def extract_last_number(text: str) -> str | None:
     """The last number written in ``text``, read as a reader reads it and returned in canonical
     form: ``"-4"``, ``"1234"``, ``"12.5"``, ``"0.0015"`` (a value without a finite decimal as
@@ -141,9 +150,7 @@ def extract_last_number(text: str) -> str | None:
     """
     if not isinstance(text, str):
         return None
-    last = None
-    for last in _NUMBER_RE.finditer(text.translate(_MINUS_SIGNS)):  # noqa: B007
-        pass
+    last = _last_match(_NUMBER_RE, text.translate(_MINUS_SIGNS))
     if last is None:
         return None
     value = _value(last)
@@ -164,9 +171,7 @@ def extract_last_digits(text: str) -> str | None:
     """
     if not isinstance(text, str):
         return None
-    last = None
-    for last in _DIGITS_RE.finditer(text):  # noqa: B007
-        pass
+    last = _last_match(_DIGITS_RE, text)
     return None if last is None else last.group(0)
 
 

@@ -2,10 +2,12 @@
 
 reasoning-gym ``basic_arithmetic`` items with the bare prompt of ``arith_bare`` (``352+17=``), answered
 with the sum's digits least-significant first (369 -> ``963``, then EOS). Written in the order it is
-computed, every answer digit depends on the two aligned operand digits and one carry, which makes
-addition learnable by small transformers with far less data, and lets what they learn on d digits
-reach d + 1 (Lee et al. 2023, *Teaching Arithmetic to Small Transformers*, "reverse" format; Zhou et
-al. 2024, *Transformers Can Achieve Length Generalization But Not Robustly*). Levels are digit counts.
+computed, every answer digit depends on the two aligned operand digits and one carry; the literature
+reports this format makes addition learnable by small transformers from less data (Lee et al. 2023,
+*Teaching Arithmetic to Small Transformers*, "reverse" format) and, with suitable position encodings,
+extendable to longer numbers (Zhou et al. 2024). Measured here (docs/testbed.md, the regime probe):
+the testbed model learns two-digit sums in this format but does not reach three digits. Levels are
+digit counts.
 
 Checker: the completion's last run of digits as written (``task.answer_extraction: last_digits``,
 :func:`sec.tasks.answers.extract_last_digits`, leading zeros kept) equals the reversed sum exactly;
@@ -17,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sec.tasks.arith_bare import bare_arith_prompt
-from sec.tasks.puzzle import PuzzleTask
+from sec.tasks.arith_bare import ArithBareTask
 from sec.tasks.registry import register
 
 __all__ = ["ArithRevTask", "reversed_digits"]
@@ -37,17 +38,10 @@ def reversed_digits(answer: Any) -> str:
     return str(int(text))[::-1]
 
 
-class ArithRevTask(PuzzleTask):
-    """Bare ``basic_arithmetic`` sums answered least-significant digit first (module doc)."""
+class ArithRevTask(ArithBareTask):
+    """``arith_bare``'s bare prompt (``352+17=``), answered least-significant digit first (module doc)."""
 
     name = "arith_rev"
-    generator = "basic_arithmetic"
-    prompt_texts = ()
-    prompt_template = "{question}"  # no template: the prompt is the question
-
-    def question(self, item: Mapping[str, Any]) -> str:
-        """:func:`sec.tasks.arith_bare.bare_arith_prompt` of the item (``352+17=``)."""
-        return bare_arith_prompt(item)
 
     def answer_payload(self, item: Mapping[str, Any]) -> dict[str, Any]:
         """The reference: the reversed sum (:func:`reversed_digits`), which is also what the
