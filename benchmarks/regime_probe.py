@@ -69,6 +69,15 @@ CANDIDATES: dict[str, list[str]] = {
     "revmix_1000_lr1e-4_kl": ["task=arith_rev", "model.pretrain.task=arith_rev",
                               "model.pretrain.mix={1: 0.6, 2: 0.3, 3: 0.1, 4: 0}", "model.pretrain.steps=1000",
                               "model.pretrain.decay_steps=200", "train.learning_rate=1e-4", "algorithm.beta=0.04"],
+    # three-digit sums levelled by carries (0 / 1 / 2 / 3): one level is one carry harder, same width;
+    # pre-trained mostly without carries, a little with one
+    "carry_1000_lr1e-4": ["task=arith_carry", "model.pretrain.task=arith_carry",
+                          "model.pretrain.mix={1: 0.8, 2: 0.2, 3: 0, 4: 0}", "model.pretrain.steps=1000",
+                          "model.pretrain.decay_steps=200", "train.learning_rate=1e-4"],
+    # ... pre-trained almost without carries: level 2 (one carry) barely learnable, level 3 near 0
+    "carry_1000_l1_lr1e-4": ["task=arith_carry", "model.pretrain.task=arith_carry",
+                             "model.pretrain.mix={1: 0.95, 2: 0.05, 3: 0, 4: 0}", "model.pretrain.steps=1000",
+                             "model.pretrain.decay_steps=200", "train.learning_rate=1e-4"],
 }  # fmt: skip
 BASE = ["experiment=testbed", "profile=testbed"]
 

@@ -7,8 +7,9 @@ The warm-up SFT (:mod:`sec.models.warmup`) draws its problems the same way.
   (:func:`excluded_expressions`).
 
 * **Data**: the problems of step ``t`` are a pure function of ``(seed, t)``: a NumPy generator seeded
-  with ``[seed, t]`` draws each row's level by ``pretrain.mix`` and a random index into a
-  reasoning-gym ``basic_arithmetic`` dataset of that level, seeded for pre-training
+  with ``[seed, t]`` draws each row's level by ``pretrain.mix`` and a random index into the task's
+  dataset of that level (``make_dataset``: reasoning-gym ``basic_arithmetic``, filtered where the task
+  filters, e.g. by carries; an index without an item is redrawn), seeded for pre-training
   (:func:`sec.tasks.generation.derive_seed` with split ``pretrain``, never the train/test seeds); an
   item whose prompt is an excluded test problem is redrawn. Rows are ``prompt + answer + EOS``, the
   prompt and the answer text as the task writes them (the registered task's ``question`` and its
@@ -114,8 +115,6 @@ class PretrainData:
     def __init__(
         self, task: Mapping[str, Any], mix: Mapping[int, float], seed: int, exclude: set[str], tok: Any, batch_size: int
     ) -> None:
-        import reasoning_gym
-
         from sec.tasks.generation import derive_seed
         from sec.tasks.registry import get_task
 
@@ -123,13 +122,12 @@ class PretrainData:
         self.levels = [int(lv) for lv in mix]
         self.probs = np.array([float(mix[lv]) for lv in mix])
         self.seed, self.exclude, self.tok, self.batch_size = int(seed), exclude, tok, int(batch_size)
+        # the task's own items (reasoning-gym's dataset for basic_arithmetic tasks, filtered where the
+        # task filters), with a pre-training seed of their own
         self.datasets = {
-            lv: reasoning_gym.create_dataset(
-                "basic_arithmetic", seed=derive_seed(self.seed, str(task["name"]), lv, "pretrain"), size=2**31 - 1,
-                **task["levels"][lv],
-            )
+            lv: self.task.make_dataset(task["levels"][lv], derive_seed(self.seed, str(task["name"]), lv, "pretrain"))
             for lv in self.levels
-        }  # fmt: skip
+        }
 
     def problems(self, step: int) -> list[tuple[int, str, str]]:
         """``(level, prompt, answer text)`` of the ``batch_size`` problems of ``step``."""
@@ -137,7 +135,10 @@ class PretrainData:
         out = []
         for lv in rng.choice(self.levels, size=self.batch_size, p=self.probs):
             while True:
-                item = self.datasets[int(lv)][int(rng.integers(2**31 - 1))]
+                try:
+                    item = self.datasets[int(lv)][int(rng.integers(2**31 - 1))]
+                except LookupError:  # a filtered level's index without an item (sec.tasks.arith_carry)
+                    continue
                 prompt = self.task.question(item)
                 if prompt not in self.exclude:
                     break
