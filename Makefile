@@ -57,8 +57,9 @@ SWEEPS ?= multirun
 report: ## Paper tables + figures of the runs under SWEEPS (default multirun/) into report/index.md
 	$(PY) -m analysis.report $(SWEEPS) --out report
 
-bench: ## Curriculum overhead benchmark (prints a table)
+bench: ## Curriculum and dynamic-sampling overhead benchmarks (print tables)
 	$(PY) benchmarks/curriculum_overhead.py
+	$(PY) benchmarks/dynamic_sampling_overhead.py
 
 clean: ## Remove outputs of local runs (not the data/model cache)
 	rm -rf outputs multirun report

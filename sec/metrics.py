@@ -35,7 +35,10 @@ KINDS = ("train", "eval")
 RUN_VARYING: tuple[str, ...] = (
     "step_time_s",
     "generation_s",
+    "reward_s",
+    "update_s",
     "wall_time_s",
+    "budget/train_s",
     "curriculum/overhead_ms",
     "verl/timing_s/",
     "verl/timing_per_token_ms/",

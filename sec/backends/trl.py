@@ -13,6 +13,10 @@ How the curriculum plugs in (TRL 1.16, no patching of TRL internals):
 * **Feedback.** The same override reads the ``advantages`` and ``completion_mask`` that TRL
   returns and feeds the token-mean |A| of every rollout to the curriculum before the
   optimizer step, so the next draw sees it.
+* **Dynamic sampling** (``train.dynamic_sampling``, sec/dynamic_sampling.py): the same override
+  rolls out batch after batch through TRL's own method, feeds every group to the curriculum, and
+  hands TRL one generation batch of the kept groups (:func:`merge_groups`), so the loss sees those
+  only; every batch is counted in the step's budget (sec/budget.py).
 * Metrics, evaluation and curriculum checkpoints go through a ``TrainerCallback``.
 * SLURM's preemption / time-limit signal (inside a submitit job) makes the step in progress
   end with a checkpoint before submitit requeues the job (sec/preempt.py).
@@ -33,8 +37,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sec import rundir
+from sec.budget import Budget
 from sec.curriculum import CurriculumFeed, token_mean_abs
+from sec.dynamic_sampling import DynamicSampling, GroupSelection, signal_groups
 from sec.evaluate import model_prompt
+from sec.metrics import read_metrics
 from sec.preempt import PreemptionGuard
 from sec.tasks.rewards import pop_reward_counts
 
@@ -57,40 +64,154 @@ _RENAME = {
 
 
 class CurriculumTrainerMixin:
-    """Adds curriculum choice and feedback to a TRL online trainer (see module doc)."""
+    """Adds curriculum choice and feedback, dynamic sampling and budget accounting to a TRL online
+    trainer (see module doc)."""
 
     sec_feed: CurriculumFeed
     sec_prompt_format: str
-    #: seconds of the step's generation (rollouts, rewards, advantages), read by the callback
-    sec_timings: dict[str, float]
+    sec_budget: Budget
+    #: dynamic sampling's settings (None: off; sec/dynamic_sampling.py)
+    sec_dynamic: DynamicSampling | None = None
+    #: the task rewards of the last rollout batch, one per row (the reward function's sink)
+    sec_rewards: list[float]
+    #: the last step's kept groups and whether dynamic sampling hit its cap, read by the callback
+    sec_step: dict[str, Any]
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        training = self.model.training  # type: ignore[attr-defined]
-        rows = None
-        if training:
-            inputs, rows = self._sec_bind(inputs)
-        t0 = time.perf_counter()
-        out = super()._generate_and_score_completions(inputs)  # type: ignore[misc]
-        if training:
-            self.sec_timings["generation_s"] = self.sec_timings.get("generation_s", 0.0) + time.perf_counter() - t0
-            self.sec_feed.feed(rows, token_mean_abs(out["advantages"], out["completion_mask"]))
-        return out
+        if not self.model.training:  # type: ignore[attr-defined]
+            return super()._generate_and_score_completions(inputs)  # type: ignore[misc]
+        groups = self._sec_groups(inputs)
+        if self.sec_dynamic is None:
+            out, _ = self._sec_rollout(groups)
+            self.sec_step.update(groups_kept=groups, cap_hit=False)
+            return out
+        g = self.num_generations  # type: ignore[attr-defined]
+        selection = GroupSelection(groups, g, self.sec_dynamic.max_draws)
+        outs = []
+        while not selection.done:
+            out, rewards = self._sec_rollout(self.sec_dynamic.groups_per_draw)
+            outs.append(out)
+            selection.add(rewards >= 1.0)  # correct or not: the raw task reward (sec/dynamic_sampling.py)
+        if selection.cap_hit:
+            log.warning(
+                "dynamic sampling: %d of %d groups with signal after %d draws (the cap, train.max_draws_per_step); "
+                "the step is filled with dropped groups at zero loss weight",
+                selection.kept,
+                groups,
+                selection.draws,
+            )
+        self.sec_step.update(groups_kept=selection.kept, cap_hit=selection.cap_hit)
+        return merge_groups(outs, selection.plan(), g, self.processing_class.pad_token_id)  # type: ignore[attr-defined]
 
-    def _sec_bind(self, inputs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], np.ndarray]:
+    def _sec_groups(self, inputs: list[dict[str, Any]]) -> int:
+        """Groups in TRL's generation batch (consecutive rows of one slot each)."""
         g = self.num_generations  # type: ignore[attr-defined]
         if len(inputs) % g:
             raise RuntimeError(f"generation batch of {len(inputs)} rows is not whole groups of {g}")
         slots = [row.get("slot") for row in inputs]
-        groups = [slots[i : i + g] for i in range(0, len(slots), g)]
-        if any(len(set(gr)) != 1 for gr in groups):
+        if any(len(set(slots[i : i + g])) != 1 for i in range(0, len(slots), g)):
             raise RuntimeError("TRL no longer delivers each prompt's rollouts as consecutive rows; cannot bind groups")
-        idx = self.sec_feed.draw(len(groups))
+        return len(slots) // g
+
+    def _sec_rollout(self, groups: int) -> tuple[dict[str, Any], np.ndarray]:
+        """Roll out ``groups`` problems the curriculum draws now, feed every group's |A| back and count
+        the batch; returns TRL's output and the task rewards, shape (groups * num_generations,)."""
+        g = self.num_generations  # type: ignore[attr-defined]
+        idx = self.sec_feed.draw(groups)
         bound = []
         for problem in idx:
             record = dict(self.sec_feed.problems[problem])
             record["prompt"] = model_prompt(record, self.sec_prompt_format)
             bound.extend(dict(record) for _ in range(g))
-        return bound, np.repeat(idx, g)
+        reward_before = self.sec_budget.step_seconds("reward_s")
+        t0 = time.perf_counter()
+        out = super()._generate_and_score_completions(bound)  # type: ignore[misc]
+        seconds = time.perf_counter() - t0
+        self.sec_budget.add_seconds(
+            "generation_s", seconds - (self.sec_budget.step_seconds("reward_s") - reward_before)
+        )
+        rewards = np.asarray(self.sec_rewards, dtype=np.float64)
+        self.sec_feed.feed(np.repeat(idx, g), token_mean_abs(out["advantages"], out["completion_mask"]))
+        self.sec_budget.add_draw(
+            groups=groups,
+            num_generations=g,
+            completion_tokens=int(out["completion_mask"].sum()),
+            signal_groups=int(signal_groups(rewards >= 1.0, g).sum()),
+        )
+        return out, rewards
+
+
+#: TRL output keys merge_groups knows: per-row tensors (B,) or (B, T); prompts are left-padded
+_MERGE_PAD = {
+    "prompt_ids": ("left", None),
+    "prompt_mask": ("left", 0),
+    "completion_ids": ("right", None),
+    "completion_mask": ("right", 0),
+    "advantages": (None, None),
+    "old_logps": (None, None),
+    "old_per_token_logps": ("right", 0.0),
+    "ref_per_token_logps": ("right", 0.0),
+    "sampling_per_token_logps": ("right", 0.0),
+    "importance_sampling_ratio": ("right", 1.0),
+}
+
+
+def merge_groups(outs: list[dict[str, Any]], plan: list[tuple[int, Any, Any]], g: int, pad_id: int) -> dict[str, Any]:
+    """One TRL generation batch from the groups ``plan`` picks in several (dynamic sampling).
+
+    Args:
+        outs: TRL's ``_generate_and_score_completions`` outputs, one per draw; per-row tensors of
+            shape (B_d,) or (B_d, T_d), ``num_items_in_batch`` a scalar.
+        plan: :meth:`sec.dynamic_sampling.GroupSelection.plan`: per draw, the groups taken and those
+            of them at zero weight (their ``completion_mask`` and ``advantages`` set to 0, so they add
+            nothing to the loss: with ``loss_type=dapo``/``bnpo`` the update is that of the kept groups
+            alone; per-sequence means, GRPO's ``grpo`` loss and RLOO, scale it by kept / total).
+        g: rollouts per group.
+        pad_id: the tokenizer's pad token id (``None`` pads of ``*_ids``).
+
+    Returns:
+        the merged output, rows group by group in plan order, widths padded to the widest draw;
+        ``num_items_in_batch`` recounted over the weighted rows (TRL's definition: completion tokens
+        in the loss).
+
+    Raises:
+        NotImplementedError: an output key this merge does not know (multimodal or tool inputs).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    unknown = {k for o in outs for k in o} - set(_MERGE_PAD) - {"num_items_in_batch"}
+    if unknown:
+        raise NotImplementedError(f"dynamic sampling cannot merge TRL outputs {sorted(unknown)} (text-only rollouts)")
+    rows, zero_rows = [], []
+    for d, groups, zero in plan:
+        r = (np.asarray(groups)[:, None] * g + np.arange(g)).ravel()
+        rows.append((d, torch.as_tensor(r, dtype=torch.long)))
+        z = np.isin(np.asarray(groups), np.asarray(zero))
+        zero_rows.append(np.repeat(z, g))
+    zero = torch.as_tensor(np.concatenate(zero_rows), dtype=torch.bool)
+    merged: dict[str, Any] = {}
+    for key in outs[0]:
+        if key == "num_items_in_batch":
+            continue
+        side, value = _MERGE_PAD[key]
+        parts = [outs[d][key][r.to(outs[d][key].device)] for d, r in rows]
+        if parts[0].dim() == 2:
+            width = max(p.shape[1] for p in parts)
+            fill = pad_id if value is None else value
+            parts = [
+                F.pad(p, (width - p.shape[1], 0) if side == "left" else (0, width - p.shape[1]), value=fill)
+                for p in parts
+            ]
+        merged[key] = torch.cat(parts)
+    if bool(zero.any()):
+        merged["completion_mask"] = merged["completion_mask"].masked_fill(
+            zero.to(merged["completion_mask"].device)[:, None], 0
+        )
+        merged["advantages"] = merged["advantages"].masked_fill(zero.to(merged["advantages"].device), 0.0)
+    if "num_items_in_batch" in outs[0]:
+        merged["num_items_in_batch"] = merged["completion_mask"].sum()
+    return merged
 
 
 def _trainer_classes() -> dict[str, tuple[type, type]]:
@@ -109,12 +230,15 @@ def make_reward_func(
     score: Callable[[str, Mapping[str, Any]], float],
     name: str,
     sink: Callable[[list[float]], None] | None = None,
+    on_seconds: Callable[[float], None] | None = None,
 ) -> Callable[..., list[float]]:
     """A TRL reward function (``prompts, completions, **columns -> list[float]``) from a
     scorer of one completion text and its problem record; ``sink`` also receives the rewards
-    (the curriculum's reward-based objectives read them)."""
+    (the curriculum's reward-based objectives and dynamic sampling read them), ``on_seconds`` the
+    wall seconds of each call (budget accounting, sec/budget.py)."""
 
     def reward(prompts: list, completions: list, **columns: Any) -> list[float]:
+        t0 = time.perf_counter()
         out = []
         for i, c in enumerate(completions):
             text = c[-1]["content"] if isinstance(c, list) and c else c
@@ -122,6 +246,8 @@ def make_reward_func(
             out.append(float(score(text if isinstance(text, str) else str(text), record)))
         if sink is not None:
             sink(out)
+        if on_seconds is not None:
+            on_seconds(time.perf_counter() - t0)
         return out
 
     reward.__name__ = name
@@ -215,7 +341,7 @@ def build_args(ws: Workspace, config_cls: type) -> Any:
     return config_cls(**kwargs)
 
 
-def _trainer_callback(ws: Workspace, feed: CurriculumFeed, timings: dict[str, float]) -> Any:
+def _trainer_callback(ws: Workspace, feed: CurriculumFeed, budget: Budget, step_info: dict[str, Any]) -> Any:
     from transformers import TrainerCallback
 
     class SECCallback(TrainerCallback):
@@ -240,10 +366,18 @@ def _trainer_callback(ws: Workspace, feed: CurriculumFeed, timings: dict[str, fl
             for k, v in logs.items():
                 if isinstance(v, (int, float)):
                     record[_RENAME.get(k, f"trl/{k}")] = v
-            record["wall_time_s"] = time.perf_counter() - self.t_step
-            if "generation_s" in timings:
-                record["generation_s"] = timings.pop("generation_s")
-            record.update(feed.pop_stats())
+            wall = time.perf_counter() - self.t_step
+            record["wall_time_s"] = wall
+            stats = feed.pop_stats()
+            record.update(stats)
+            record.update(
+                budget.end_step(
+                    wall,
+                    int(step_info.get("groups_kept", 0)),
+                    bool(step_info.get("cap_hit", False)),
+                    curriculum_s=float(stats.get("curriculum/overhead_ms", 0.0)) / 1e3,
+                )
+            )
             record.update(pop_reward_counts())  # answers checked / timed out since the last record
             ws.metrics.write(record)
             log.info(
@@ -336,27 +470,41 @@ def _train(ws: Workspace) -> None:
     trainer_cls, config_cls = classes[cfg.algorithm.name]
     model, tokenizer = ws.load_model()
     feed = CurriculumFeed(ws.policy, ws.train_records)
+    # before the trainer exists: the curriculum state and the budget so far come from the checkpoint
+    resume = ws.resume("trl")
+    budget = Budget.resume(read_metrics(ws.run_dir / rundir.METRICS))
+    step_info: dict[str, Any] = {}
+    last_rewards: list[float] = []
+
+    def sink(rewards: list[float]) -> None:
+        feed.record_rewards(rewards)
+        last_rewards[:] = rewards
+
     n_slots = int(cfg.train.steps) * int(cfg.train.prompts_per_step)
     slots = Dataset.from_dict({"prompt": [""] * n_slots, "slot": list(range(n_slots))})
     guard = PreemptionGuard()
-    timings: dict[str, float] = {}
+    reward_func = make_reward_func(
+        ws.train_score, f"{cfg.task.name}_reward", sink, lambda s: budget.add_seconds("reward_s", s)
+    )
     trainer = trainer_cls(
         model=model,
-        reward_funcs=[make_reward_func(ws.train_score, f"{cfg.task.name}_reward", feed.record_rewards)],
+        reward_funcs=[reward_func],
         args=build_args(ws, config_cls),
         train_dataset=slots,
         processing_class=tokenizer,
-        callbacks=[_trainer_callback(ws, feed, timings), _preemption_callback(guard)],
+        callbacks=[_trainer_callback(ws, feed, budget, step_info), _preemption_callback(guard)],
     )
     # our callback writes every step's record; TRL's console printer would repeat it as a dict
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
     trainer.sec_feed = feed
-    trainer.sec_timings = timings
+    trainer.sec_budget = budget
+    trainer.sec_step = step_info
+    trainer.sec_rewards = last_rewards
+    trainer.sec_dynamic = DynamicSampling.from_config(cfg.train)
     trainer.sec_prompt_format = str(cfg.model.prompt_format)
 
-    resume = ws.resume("trl")
     with guard:
         if guard.requested:  # signalled while loading: the last checkpoint (if any) is all there is
             guard.hand_over()

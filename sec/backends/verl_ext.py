@@ -181,7 +181,7 @@ class SECDataset(RLHFDataset):
         self.drawn = self.feed.draw(self.batch_size)
         record: dict[str, Any] = {"step": step, "phase": "draw"}
         record.update({k: v for k, v in before.items() if not k.endswith(("/count", "/prob"))})
-        record.update(self.feed.pop_stats())
+        record.update(self.feed.pop_stats(end_step=False))
         record.update({k: v for k, v in self.policy.stats().items() if k.endswith("/count")})
         record["problems"] = [int(x) for x in self.drawn]  # the rows of this step, in slot order
         self._log(record)

@@ -76,7 +76,8 @@ class CurriculumFeed:
         self._drawn: np.ndarray | None = None
         self._stats: dict[str, float] = {}
         self._task_rewards: list[float] | None = None
-        self._draw_ms = 0.0
+        self._overhead_ms = 0.0
+        self._step_drawn: list[np.ndarray] = []
 
     def record_rewards(self, rewards: Sequence[float]) -> None:
         """Keep the task rewards of the current step's rollouts (in row order) for objectives
@@ -84,17 +85,25 @@ class CurriculumFeed:
         self._task_rewards = [float(r) for r in rewards]
 
     def draw(self, n: int) -> np.ndarray:
-        """The ``n`` problem indices of the next step (one per group)."""
+        """The ``n`` problem indices of the next rollout batch (one per group).
+
+        A step may draw several batches (dynamic sampling, sec/dynamic_sampling.py): the step's
+        metrics keep the probabilities of its first draw and average the sampled level over all.
+        """
         t0 = time.perf_counter()
-        probs = self.policy.probs()
+        first = not self._step_drawn
+        probs = self.policy.probs() if first else None
         idx = self.policy.sample(n)
         self._drawn = idx
-        stats = {f"curriculum/{arm_name(a)}/prob": p for a, p in probs.items()}
-        level = self._difficulty(idx)
+        self._step_drawn.append(idx)
+        stats = dict(self._stats) if not first else {}
+        if probs is not None:
+            stats.update({f"curriculum/{arm_name(a)}/prob": p for a, p in probs.items()})
+        level = self._difficulty(np.concatenate(self._step_drawn))
         if level is not None:
             stats["curriculum/sampled_level_mean"] = level
         self._stats = stats
-        self._draw_ms = (time.perf_counter() - t0) * 1e3
+        self._overhead_ms += (time.perf_counter() - t0) * 1e3
         return idx
 
     def _difficulty(self, idx: np.ndarray) -> float | None:
@@ -135,12 +144,18 @@ class CurriculumFeed:
         for arm, r in rewards.items():
             stats[f"curriculum/{arm_name(arm)}/reward"] = r
         stats["curriculum/abs_adv_mean"] = float(np.mean(abs_adv_of_rows)) if len(abs_adv_of_rows) else 0.0
-        stats["curriculum/overhead_ms"] = self._draw_ms + (time.perf_counter() - t0) * 1e3
-        self._draw_ms = 0.0
+        self._overhead_ms += (time.perf_counter() - t0) * 1e3
+        stats["curriculum/overhead_ms"] = self._overhead_ms
         self._stats = stats
         return stats
 
-    def pop_stats(self) -> dict[str, float]:
-        """The metrics of the last step, once (an empty dict afterwards)."""
+    def pop_stats(self, end_step: bool = True) -> dict[str, float]:
+        """The metrics gathered since the last call, once (an empty dict afterwards).
+
+        ``end_step=False`` (verl logs a step's draw before its update) keeps the step open: its
+        draws and its overhead so far count on toward the metrics of the update.
+        """
         out, self._stats = self._stats, {}
+        if end_step:
+            self._overhead_ms, self._step_drawn = 0.0, []
         return out

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from sec.backends.verl.config import model_path, override_value, verl_overrides
+from sec.backends.verl.config import check_dynamic_sampling, model_path, override_value, verl_overrides
 from sec.backends.verl.paths import VerlPaths, verl_paths
 from sec.errors import ConfigError
 
@@ -173,6 +173,8 @@ def build(ws: Workspace, *, resolve_model: bool) -> VerlRun:
         replaced = validate_verl_config(config, stand_in)
     except (AssertionError, ValueError, TypeError) as e:
         raise ConfigError(f"verl rejects the config: {_first_line(e)}") from None
+    if resolve_model:  # a run, not a dry run: the dry run shows the mapped filter and what verl makes of it
+        check_dynamic_sampling(config)
     command = verl_command(overrides, paths, ws.cfg.backend.get("python"))
     return VerlRun(overrides, config, command, model, source, replaced)
 
@@ -190,6 +192,10 @@ def dry_run(ws: Workspace) -> None:
     if run.validated_with_stand_in:
         print(f"# critic.model {run.validated_with_stand_in} is not available offline: validated with a local stand-in")
     print(OmegaConf.to_yaml(run.config, resolve=True))
+    try:
+        check_dynamic_sampling(run.config)
+    except ConfigError as e:
+        print(f"# a run of this config stops here: {e}")
     print("# command")
     print(shlex.join(run.command))
     sys.stdout.flush()

@@ -153,6 +153,49 @@ def _algorithm_keys(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+def dynamic_sampling_keys(cfg: DictConfig) -> dict[str, Any]:
+    """``train.dynamic_sampling`` as verl's DAPO group filter (sec/dynamic_sampling.py): filter on
+    compute_score's ``acc`` (the task's correctness, not the shaped training reward),
+    ``max_num_gen_batches`` = ``train.max_draws_per_step``, ``data.gen_batch_size`` =
+    ``train.groups_per_draw``; no keys when it is off.
+
+    verl 0.9.1 applies ``algorithm.filter_groups`` in its v1 trainer only
+    (``verl/trainer/ppo/v1/replay_buffer.py``); the legacy ``RayPPOTrainer`` that SEC's sampler runs in
+    (``trainer.use_v1=false``) reads ``gen_batch_size`` and ignores the filter, so a run refuses
+    (:func:`check_dynamic_sampling`).
+
+    Raises:
+        ConfigError: see :meth:`sec.dynamic_sampling.DynamicSampling.from_config`.
+    """
+    from sec.dynamic_sampling import DynamicSampling
+
+    ds = DynamicSampling.from_config(cfg.train)
+    if ds is None:
+        return {}
+    return {
+        "algorithm.filter_groups.enable": True,
+        "algorithm.filter_groups.metric": "acc",
+        "algorithm.filter_groups.max_num_gen_batches": ds.max_draws,
+        "data.gen_batch_size": ds.groups_per_draw,
+    }
+
+
+def check_dynamic_sampling(config: DictConfig) -> None:
+    """Refuse a composed verl config whose group filter its trainer would ignore (see
+    :func:`dynamic_sampling_keys`).
+
+    Raises:
+        ConfigError: ``algorithm.filter_groups.enable`` with ``trainer.use_v1=false``.
+    """
+    fg = config.algorithm.get("filter_groups") or {}
+    if bool(fg.get("enable", False)) and not bool(config.trainer.get("use_v1", False)):
+        raise ConfigError(
+            "train.dynamic_sampling=true: verl 0.9.1 filters groups (algorithm.filter_groups) only in its v1 "
+            "trainer, and SEC's curriculum sampler runs in the legacy RayPPOTrainer (trainer.use_v1=false), "
+            "which would ignore the filter; use backend=trl for dynamic sampling"
+        )
+
+
 def _data_keys(cfg: DictConfig, paths: VerlPaths) -> dict[str, Any]:
     return {
         "data.train_files": str(paths.train_file),
@@ -327,6 +370,7 @@ def verl_overrides(cfg: DictConfig, paths: VerlPaths, model: str) -> list[str]:
         **_rollout_keys(cfg),
         "critic.enable": ppo,
         **_trainer_keys(cfg, paths),
+        **dynamic_sampling_keys(cfg),
     }
     cpu = device_settings(cfg)[0] == "cpu"
     if cpu:

@@ -186,6 +186,8 @@ def _merger(ws: Workspace, paths: VerlPaths) -> MetricsMerger:
         list(cfg.task.ood_levels),
         list(cfg.task.get("id_sets") or []),
         list(cfg.task.get("ood_sets") or []),
+        groups_per_step=int(cfg.train.prompts_per_step),
+        num_generations=int(cfg.algorithm.num_generations),
     )
 
 

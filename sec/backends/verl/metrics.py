@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sec.backends.verl.paths import VerlPaths
+from sec.budget import Budget
 from sec.evaluate import pool_pass_at_1
 from sec.metrics import MetricsWriter, read_metrics
 
@@ -51,6 +52,13 @@ class MetricsMerger:
         n_problems: validation problems per (task, group).
         train_levels, ood_levels: the task's level splits.
         id_groups, ood_groups: named eval sets pooled into ID / OOD (Math: ``task.id_sets``, ...).
+        groups_per_step, num_generations: a step's groups and rollouts per group, for the budget
+            fields (sec/budget.py: verl's legacy trainer rolls out one batch per step; completion
+            tokens = verl's ``response_length/mean`` x rollouts; groups with signal from the
+            curriculum's ``zero_variance_frac``); 0 = no budget fields.
+
+    The budget's cumulative fields continue from the last train record already written (a resumed
+    run).
     """
 
     def __init__(
@@ -63,6 +71,8 @@ class MetricsMerger:
         ood_levels: Sequence[int],
         id_groups: Sequence[str] = (),
         ood_groups: Sequence[str] = (),
+        groups_per_step: int = 0,
+        num_generations: int = 0,
     ) -> None:
         self.writer = writer
         self.paths = paths
@@ -71,6 +81,8 @@ class MetricsMerger:
         self.id_groups = {f"level_{int(x)}" for x in train_levels} | {str(g) for g in id_groups}
         self.ood_groups = {f"level_{int(x)}" for x in ood_levels} | {str(g) for g in ood_groups}
         done = read_metrics(writer.path)
+        self.groups, self.g = int(groups_per_step), int(num_generations)
+        self.budget = Budget.resume(done)
         self.written = {(int(r["step"]), str(r["kind"])) for r in done}
 
     def poll(self, final: bool = False, max_step: int | None = None) -> int:
@@ -117,8 +129,23 @@ class MetricsMerger:
             if part:  # scalars only: the draw / update records' row lists stay in the curriculum log
                 rec.update({k: v for k, v in part.items() if k not in ("step", "phase") and not isinstance(v, list)})
         rec["curriculum/fed_back"] = update is not None
+        if self.groups and self.g:
+            rec.update(self._budget(rec, data))
         rec.update(self._eval_counts(data))
         return rec
+
+    def _budget(self, rec: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+        """The step's budget fields (class doc)."""
+        rollouts = self.groups * self.g
+        tokens = round(float(data.get("response_length/mean", 0.0)) * rollouts)
+        zero = rec.get("zero_variance_frac")
+        signal = 0 if zero is None else round((1.0 - float(zero)) * self.groups)
+        self.budget.add_draw(self.groups, self.g, tokens, signal)
+        for key, verl_key in (("generation_s", "timing_s/gen"), ("reward_s", "timing_s/reward")):
+            if isinstance(data.get(verl_key), (int, float)):
+                self.budget.add_seconds(key, float(data[verl_key]))
+        curriculum_s = float(rec.get("curriculum/overhead_ms", 0.0)) / 1e3
+        return self.budget.end_step(float(rec.get("wall_time_s", 0.0)), self.groups, curriculum_s=curriculum_s)
 
     def _eval_counts(self, data: Mapping[str, Any]) -> dict[str, int]:
         """``reward/eval_checks`` / ``reward/eval_timeouts`` of the validation logged with this
