@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from analysis import figures
+from analysis.compute import compute_section, targets_of
 from analysis.labels import label, sort_values
 from analysis.load import Runs
 from analysis.summary import DIFFICULTY, paired_vs_baseline, run_summary
@@ -49,9 +50,11 @@ def _setting(cfg: dict, group: str, key: str) -> float:
 
 
 def run_costs(runs: Runs) -> pd.DataFrame:
-    """One row per run: ``run``, ``rollouts`` (the budget spent: logged train steps x prompts per
-    step x rollouts per problem), ``zero-variance share``, ``rollouts per useful group`` and
-    ``overhead ms per step`` (module doc)."""
+    """One row per run: ``run``, ``rollouts`` (the budget spent: the last ``budget/rollouts``,
+    sec/budget.py, dropped groups of dynamic sampling included; for runs without budget fields,
+    logged train steps x prompts per step x rollouts per problem), ``zero-variance share``,
+    ``rollouts per useful group`` (rollouts / ``budget/signal_groups``, or from the zero-variance
+    share without budget fields) and ``overhead ms per step`` (module doc)."""
     rows = []
     for run, t in runs.train.groupby("run", sort=False):
         cfg = runs.configs.get(run, {})
@@ -60,6 +63,10 @@ def run_costs(runs: Runs) -> pd.DataFrame:
         rollouts = t["step"].nunique() * prompts * g
         with np.errstate(divide="ignore", invalid="ignore"):  # no useful group: inf
             per_useful = np.divide(len(z) * prompts * g, np.sum(prompts * (1.0 - z))) if len(z) else np.nan
+            budget = t.sort_values("step")
+            if "budget/rollouts" in t and budget["budget/rollouts"].notna().any():
+                rollouts = float(budget["budget/rollouts"].dropna().iloc[-1])
+                per_useful = np.divide(rollouts, float(budget["budget/signal_groups"].dropna().iloc[-1]))
         overhead = t[OVERHEAD].dropna() if OVERHEAD in t else pd.Series(dtype=float)
         rows.append(
             {
@@ -87,7 +94,8 @@ def league_table(runs: Runs, baseline: str = "random", level: float = 0.95) -> p
     """
     if runs.train.empty:
         raise ValueError("no runs for the league table")
-    per_run = run_summary(runs).merge(run_costs(runs), on="run")
+    # run_costs' rollouts (with the fallback for runs without budget fields) replace the summary's
+    per_run = run_summary(runs).drop(columns=["rollouts", "rollouts per signal group"]).merge(run_costs(runs), on="run")
     paired = paired_vs_baseline(per_run, baseline=baseline, metrics=LEAGUE_METRICS, level=level)
     paired = paired.set_index(["task", "curriculum", "metric"]) if not paired.empty else paired
     rows = []
@@ -250,4 +258,7 @@ def league_section(out: Path, runs: Runs, *, window: int = 10, baseline: str = "
             "![league_figure3](league_figure3.png)\n\nFiles: [league.md](league.md) · [league.csv](league.csv) · "
             "[league_figure3.png](league_figure3.png) · [league_figure3.pdf](league_figure3.pdf)\n"
         )
+    targets = targets_of(runs)
+    if targets:
+        body.append(compute_section(out, runs, targets, baseline=baseline))
     return "\n".join(body)

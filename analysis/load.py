@@ -47,7 +47,7 @@ CONFIG_COLUMNS = {
 
 #: config keys that do not change a run's result: left out of :func:`config_id` and of the
 #: "cell mixes different configs" check of the tables (seeds are what tables average over)
-IGNORED_CONFIG_KEYS = ("seed", "paths.", "logger.", "eval.batch_size", "backend.num_threads")
+IGNORED_CONFIG_KEYS = ("seed", "paths.", "logger.", "eval.batch_size", "backend.num_threads", "targets.")
 
 
 @dataclass

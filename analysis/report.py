@@ -149,7 +149,7 @@ def build_report(runs: Runs, out: str | Path, opts: Options | None = None) -> Pa
     sel = select_runs(runs)
     sections: list[str] = []
     missing: list[str] = []
-    if opts.league or (opts.league is None and (runs.train["tag"] == "league").any()):
+    if opts.league or (opts.league is None and runs.train["tag"].astype(str).str.startswith("league").any()):
         sections.append(league_section(out, runs, window=opts.window))
 
     def best_of(ids: list[str]) -> pd.DataFrame:

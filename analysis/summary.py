@@ -6,7 +6,12 @@ A *wasted* rollout group is one whose rewards all agree (``zero_variance_frac`` 
 record: TRL's ``frac_reward_zero_std``, verl's equivalent). Its advantages are all zero, so
 it adds nothing to the policy gradient (SEC.md §3.2: the reason SEC prefers categories with a
 large mean |advantage|). *Rollouts per signal group* = rollouts generated / groups with nonzero
-reward variance = ``num_generations / (1 - wasted)``: what one group that carries a gradient cost.
+reward variance: what one group that carries a gradient cost; from the budget fields
+(``budget/rollouts / budget/signal_groups``, sec/budget.py, dropped groups of dynamic sampling
+included) or, for runs that predate them, ``num_generations / (1 - wasted)``. The budget columns
+(rollouts, completion tokens, training seconds, groups dropped, steps at the dynamic-sampling cap)
+are the run's totals; with ``targets`` in the runs' config, :mod:`analysis.compute` adds the
+rollouts each run spent to reach them.
 
     python -m analysis.summary multirun/2026-11-23/10-00-00 [more dirs]    # one line per run
 """
@@ -20,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.compute import targets_of, to_target
 from analysis.labels import sort_values
 from analysis.load import Runs, load_runs
 from analysis.tables import best_checkpoint
@@ -64,6 +70,24 @@ def _generations(cfg: dict) -> float:
     return float(g) if isinstance(g, (int, float)) else float("nan")
 
 
+def _budget(t: pd.DataFrame) -> dict[str, float]:
+    """A run's budget totals (sec/budget.py) from its train records, sorted by step; NaN without them."""
+
+    def last(key: str) -> float:
+        return float(t[key].dropna().iloc[-1]) if key in t and t[key].notna().any() else np.nan
+
+    def total(key: str) -> float:
+        return float(t[key].sum()) if key in t and t[key].notna().any() else np.nan
+
+    return {
+        "rollouts": last("budget/rollouts"),
+        "completion tokens": last("budget/completion_tokens"),
+        "train seconds": last("budget/train_s"),
+        "groups dropped": total("budget/groups_dropped"),
+        "cap hits": total("budget/cap_hit"),
+    }
+
+
 def run_summary(runs: Runs) -> pd.DataFrame:
     """One row per run (single-task runs; a mix reports the mean over its tasks).
 
@@ -74,8 +98,9 @@ def run_summary(runs: Runs) -> pd.DataFrame:
     ``id`` / ``ood``, ``sampled level`` (mean of ``curriculum/sampled_level_mean`` over steps),
     ``level slope`` (:func:`level_slope`, levels per 100 steps), ``level by quarter`` (the mean
     sampled level in each quarter of the steps, ``"a / b / c / d"``), ``wasted`` (mean
-    ``zero_variance_frac`` over steps, in [0, 1]), ``rollouts per signal group``
-    (``num_generations / (1 - wasted)``; inf when every group was wasted), ``reward`` (mean
+    ``zero_variance_frac`` over steps, in [0, 1]), ``rollouts``, ``completion tokens``, ``train
+    seconds``, ``groups dropped``, ``cap hits`` (the budget's totals, module doc; NaN for runs without
+    budget fields), ``rollouts per signal group`` (module doc; inf when every group was wasted), ``reward`` (mean
     training reward), ``final Q`` (the SEC values per arm at the last step) and ``done``.
     """
     best = best_checkpoint(runs.eval) if not runs.eval.empty else pd.DataFrame()
@@ -104,10 +129,14 @@ def run_summary(runs: Runs) -> pd.DataFrame:
         row["level by quarter"] = " / ".join(f"{x:.2f}" for x in _phases(steps, level))
         wasted = t.get("zero_variance_frac")
         row["wasted"] = float(wasted.mean()) if wasted is not None else np.nan
+        row.update(_budget(t))
         with np.errstate(divide="ignore"):
-            row["rollouts per signal group"] = float(
-                np.divide(_generations(runs.configs.get(run, {})), 1.0 - row["wasted"])
-            )
+            if not np.isnan(row["rollouts"]) and "budget/signal_groups" in t:
+                row["rollouts per signal group"] = float(np.divide(row["rollouts"], t["budget/signal_groups"].iloc[-1]))
+            else:
+                row["rollouts per signal group"] = float(
+                    np.divide(_generations(runs.configs.get(run, {})), 1.0 - row["wasted"])
+                )
         row["reward"] = float(t["reward_mean"].mean()) if "reward_mean" in t else np.nan
         q_cols = [c for c in t.columns if c.endswith("/q") and t[c].notna().any()]
         row["final Q"] = " ".join(f"{v:.2f}" for v in t[q_cols].iloc[-1]) if q_cols else "-"
@@ -131,6 +160,8 @@ def curriculum_summary(per_run: pd.DataFrame) -> pd.DataFrame:
         "level slope",
         "wasted",
         "rollouts per signal group",
+        "rollouts",
+        "train seconds",
         "reward",
     ]
     cols = [c for c in cols if c in df]
@@ -217,6 +248,29 @@ def _text_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _target_tables(runs: Runs, task: str, order: dict[str, int]) -> list[str]:
+    """The rollouts to each pre-registered target per curriculum (analysis/compute.py), if any."""
+    try:
+        targets = targets_of(runs)
+    except ValueError as e:
+        return [f"{task}: no compute-to-target table: {e}"]
+    per = to_target(runs, targets) if targets else pd.DataFrame()
+    if per.empty:
+        return []
+    per = per[per["task"] == task]
+    head = ["curriculum", *(f"{s} >= {v:g}: reached, rollouts (mean of reached)" for s, v in targets.items())]
+    rows = []
+    for c in sorted(per["curriculum"].unique(), key=lambda c: order.get(c, len(order))):
+        cells = [c]
+        for split in targets:
+            r = per[(per["curriculum"] == c) & (per["split"] == split)]
+            hit = r[r["reached"]]
+            cells.append(f"{len(hit)}/{len(r)}, {_f(hit['rollouts'].mean(), '.0f')}")
+        rows.append(cells)
+    return [f"{task}: rollouts to the pre-registered targets (runs that never reach one are censored)\n"
+            + _text_table(head, rows)]  # fmt: skip
+
+
 def overview(runs: Runs) -> str:
     """What a sweep's curricula did, as plain text for a terminal (``make sweep`` prints it): per
     task and curriculum (mean over its seeds), the sampled level in each quarter of training and
@@ -244,11 +298,12 @@ def overview(runs: Runs) -> str:
             f"{task}: mean sampled level per quarter of training (slope: levels per 100 steps)\n"
             + _text_table(head, rows)
         )
-        head = ["curriculum", "wasted", "rollouts/signal group", "ID pass@1 first -> last (best)", "OOD ..."]
-        head[-1] = "OOD pass@1 first -> last (best)"
+        head = ["curriculum", "wasted", "rollouts/signal group", "rollouts", "ID pass@1 first -> last (best)"]
+        head.append("OOD pass@1 first -> last (best)")
         rows = []
         for c, r in g:
             cells = [c, _f(r["wasted"].mean()), _f(r["rollouts per signal group"].mean(), ".1f")]
+            cells.append(_f(r["rollouts"].mean(), ".0f"))
             for split in _SPLITS:
                 m = r[[f"{split} pass@1 start", f"{split} pass@1 final", f"{split} pass@1 best"]].mean()
                 cells.append(f"{_f(m.iloc[0])} -> {_f(m.iloc[1])} ({_f(m.iloc[2])})")
@@ -257,6 +312,7 @@ def overview(runs: Runs) -> str:
             f"{task}: wasted = share of rollout groups whose rewards all agree (no gradient)\n"
             + _text_table(head, rows)
         )
+        out += _target_tables(runs, task, order)
     notes = [f"skipped {r}: {why}" for r, why in runs.skipped]
     notes += [f"failed {r}: {err}" for r, err in runs.failed.items()]
     return "\n\n".join(out + (["\n".join(notes)] if notes else [])) + "\n"
