@@ -63,7 +63,8 @@ class DynamicSampling:
         """The settings of ``cfg.train``, or None when ``train.dynamic_sampling`` is off.
 
         Raises:
-            ConfigError: ``max_draws_per_step`` < 1 or ``groups_per_draw`` < 1.
+            ConfigError: ``max_draws_per_step`` < 1, ``groups_per_draw`` < 1, or the two together
+                fewer groups than ``prompts_per_step``.
         """
         if not bool(train.get("dynamic_sampling", False)):
             return None
@@ -74,6 +75,12 @@ class DynamicSampling:
             raise ConfigError(f"train.max_draws_per_step={draws}: dynamic sampling needs at least 1 draw per step")
         if per_draw < 1:
             raise ConfigError(f"train.groups_per_draw={per_draw}: must be >= 1 (or null = train.prompts_per_step)")
+        need = int(train.prompts_per_step)  # type: ignore[attr-defined]
+        if draws * per_draw < need:
+            raise ConfigError(
+                f"train.max_draws_per_step={draws} x train.groups_per_draw={per_draw} = {draws * per_draw} groups "
+                f"cannot fill a step of train.prompts_per_step={need} groups"
+            )
         return cls(max_draws=draws, groups_per_draw=per_draw)
 
 

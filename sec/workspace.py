@@ -38,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from sec import rundir
 from sec.backends import get_backend, get_dry_run
 from sec.curriculum import CurriculumPolicy, arms_of_records, build_curriculum
+from sec.dynamic_sampling import DynamicSampling
 from sec.errors import ConfigError, RunFailedBefore, RunInterrupted
 from sec.evaluate import evaluate
 from sec.metrics import MetricsWriter, read_metrics
@@ -112,6 +113,7 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"eval.k must be >= 1, got {cfg.eval.k}")
     if cfg.backend.name == "trl" and cfg.algorithm.name == "ppo":
         raise ConfigError("backend=trl offers algorithm=grpo|rloo, not ppo (PPO needs a critic: use backend=verl)")
+    DynamicSampling.from_config(cfg.train)  # its settings' errors, before anything runs
 
 
 def seed_everything(seed: int) -> None:

@@ -64,6 +64,13 @@ def test_settings_from_config_and_their_errors():
         DynamicSampling.from_config(_cfg("train.dynamic_sampling=true", "train.max_draws_per_step=0").train)
     with pytest.raises(ConfigError, match="groups_per_draw=0"):
         DynamicSampling.from_config(_cfg("train.dynamic_sampling=true", "train.groups_per_draw=0").train)
+    short = _cfg("train.dynamic_sampling=true", "train.groups_per_draw=1", "train.max_draws_per_step=1")
+    with pytest.raises(ConfigError, match=r"1 groups cannot fill a step of train\.prompts_per_step=2"):
+        DynamicSampling.from_config(short.train)
+    from sec.workspace import check_config
+
+    with pytest.raises(ConfigError, match="cannot fill a step"):  # before anything runs
+        check_config(short)
 
 
 def test_budget_adds_up_and_resumes_from_the_last_train_record():
