@@ -9,10 +9,9 @@ import re
 
 import pytest
 from omegaconf import OmegaConf
+from pretrain_checks import pretrain_sums
 
 from conftest import CONF
-from sec.models import testbed
-from sec.models.testbed_train import PretrainData, excluded_expressions, task_config
 from sec.tasks.arith_carry import CarryFiltered, count_carries
 from sec.tasks.data import load_task_data
 from sec.tasks.registry import get_task
@@ -79,12 +78,5 @@ def test_a_bad_level_is_one_clear_error(change, message):
 
 def test_pre_training_draws_through_the_carry_filter_and_never_a_test_problem(data):
     test = set(data.loc[data["split"] == "test", "question"])
-    task = task_config("arith_carry")
-    excluded = excluded_expressions(task, 100)
-    assert test <= excluded
-    pre = PretrainData(task, {1: 0.5, 3: 0.5}, 0, excluded, testbed.build_tokenizer(), batch_size=200)
-    drawn = [row for step in range(5) for row in pre.problems(step)]
-    assert {lv for lv, _, _ in drawn} == {1, 3} and not {p for _, p, _ in drawn} & test
-    for level, prompt, answer in drawn:
-        a, b = (int(x) for x in prompt[:-1].split("+"))
+    for level, a, b, answer in pretrain_sums("arith_carry", {1: 0.5, 3: 0.5}, test, steps=5, batch_size=200):
         assert count_carries(a, b) == level - 1 and answer == str(a + b)

@@ -10,11 +10,12 @@ import re
 
 import pytest
 from omegaconf import OmegaConf
+from pretrain_checks import pretrain_sums
 
 from conftest import CONF
 from sec.models import testbed
 from sec.models.core import default_config
-from sec.models.testbed_train import PretrainData, excluded_expressions, task_config
+from sec.models.testbed_train import task_config
 from sec.tasks.answers import extract_last_digits
 from sec.tasks.arith_rev import reversed_digits
 from sec.tasks.data import load_task_data
@@ -73,14 +74,7 @@ def test_a_level_with_another_operator_is_one_clear_error(tmp_path):
 def test_no_test_problem_is_trained_on_or_pre_trained_on_and_pre_training_writes_the_reversed_sum(data):
     test = set(data.loc[data["split"] == "test", "question"])
     assert test and not test & set(data.loc[data["split"] == "train", "question"])
-    task = task_config("arith_rev")
-    excluded = excluded_expressions(task, 100)
-    assert test <= excluded
-    pre = PretrainData(task, {1: 0.5, 2: 0.5}, 0, excluded, testbed.build_tokenizer(), batch_size=400)
-    drawn = [row for step in range(10) for row in pre.problems(step)]
-    assert {lv for lv, _, _ in drawn} == {1, 2} and not {p for _, p, _ in drawn} & test
-    for _, prompt, answer in drawn:
-        a, b = (int(x) for x in prompt[:-1].split("+"))
+    for _, a, b, answer in pretrain_sums("arith_rev", {1: 0.5, 2: 0.5}, test, steps=10, batch_size=400):
         assert answer == str(a + b)[::-1]
 
 
