@@ -7,7 +7,7 @@ At the paper's batch (256 groups x 8 rollouts, SEC.md §3) a step with dynamic s
 * ``drop``: each batch's signal mask and the selection of the groups kept
   (:func:`sec.dynamic_sampling.signal_groups`, :class:`~sec.dynamic_sampling.GroupSelection`) and the
   final plan (the cut surplus, the filler at the cap);
-* ``merge``: the TRL backend's :func:`sec.backends.trl.merge_groups` of the kept groups' tensors
+* ``merge``: the TRL backend's :func:`sec.backends.trl_merge.merge_groups` of the kept groups' tensors
   (prompt and completion ids and masks, advantages: ``--prompt`` and ``--tokens`` wide), the one
   part that moves data; it grows with the batch's tokens, as the rollouts do.
 
@@ -73,7 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from sec.backends.trl import merge_groups
+    from sec.backends.trl_merge import merge_groups
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)

@@ -100,7 +100,7 @@ def test_budget_adds_up_and_resumes_from_the_last_train_record():
 
 
 def test_merge_pads_prompts_left_and_completions_right_and_zeroes_filler_rows():
-    from sec.backends.trl import merge_groups
+    from sec.backends.trl_merge import merge_groups
 
     def out(prompt_w: int, comp_w: int, base: int):  # 2 groups of 2 rows
         return {
