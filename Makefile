@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 SHELL := /bin/bash
 
-.PHONY: help install test test-all lint format sweep sweep-countdown testbed testbed-smollm2 cpu-bench report bench clean slurm-start slurm-stop test-slurm
+.PHONY: help install test test-all lint format sweep sweep-countdown testbed testbed-carry testbed-smollm2 cpu-bench report bench clean slurm-start slurm-stop test-slurm
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ sweep-countdown: ## Countdown x {sec, random, ordered} on the embedded SmolLM2-1
 
 testbed: ## The curriculum testbed: random / ordered / SEC x 5 seeds, then report/testbed/ (<= 1 h on 2 cores; resumable)
 	PY=$(PY) bash sweeps/testbed.sh
+
+testbed-carry: ## The carry regime (issue 25): random / ordered / SEC / learnability x 5 seeds on sums levelled by carries, then report/testbed_carry/ (BACKEND=verl: on verl)
+	PY=$(PY) BACKEND=$(BACKEND) bash sweeps/testbed_carry.sh
 
 testbed-smollm2: ## The testbed's external check: random / SEC x 4 seeds on SmolLM2-135M after a format SFT, then report/testbed_smollm2/ (~1 h)
 	PY=$(PY) bash sweeps/testbed_smollm2.sh

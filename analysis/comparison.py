@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis import dynamics, figures
 from analysis.load import Runs
-from analysis.summary import curriculum_summary, paired_vs_baseline, run_summary
+from analysis.summary import curriculum_summary, paired_vs_baseline, run_summary, slope_intervals
 
 #: display names of the compared metrics (analysis.summary's columns)
 METRIC_NAMES = {
@@ -21,6 +21,8 @@ METRIC_NAMES = {
     "ood pass@1 best": "OOD pass@1 (best checkpoint)",
     "id pass@1 final": "ID pass@1 (last)",
     "ood pass@1 final": "OOD pass@1 (last)",
+    "hardest level pass@1 best": "hardest ID level pass@1 (best checkpoint)",
+    "hardest level pass@1 final": "hardest ID level pass@1 (last)",
     "id gain": "ID change",
     "ood gain": "OOD change",
     "sampled level": "mean sampled level",
@@ -82,6 +84,22 @@ def _paired_md(paired: pd.DataFrame) -> str:
     )
 
 
+def _slopes_md(per_run: pd.DataFrame) -> str:
+    """Figure 3 in numbers: each curriculum's sampled-level slope with its 95% interval over seeds."""
+    sl = slope_intervals(per_run)
+    rows = [
+        [str(r["task"]), str(r["curriculum"]), str(r["seeds"]), _f(r["slope"], "+.3f"),
+         "-" if pd.isna(r["ci low"]) else f"[{r['ci low']:+.3f}, {r['ci high']:+.3f}]"]
+        for _, r in sl.iterrows()
+    ]  # fmt: skip
+    return (
+        "\n### Figure 3 in numbers: does the curriculum climb?\n\nPer run, the least-squares slope of the mean "
+        "sampled level against the step (levels per 100 steps); mean over seeds with its one-sample Student-t 95% "
+        "interval (`analysis.summary.slope_intervals`). Above 0: the draws move to harder levels during the run.\n\n"
+        + _table(["task", "curriculum", "seeds", "slope", "95% CI"], rows)
+    )
+
+
 def _pass_cell(r: pd.Series, split: str) -> str:
     return f"{_f(r[f'{split} pass@1 start'])} → {_f(r[f'{split} pass@1 final'])} ({_f(r[f'{split} pass@1 best'])})"
 
@@ -134,7 +152,7 @@ def comparison_section(out: Path, runs: Runs, *, eval_window: int = 1) -> str:
     per_cur = curriculum_summary(per_run)
     per_run.drop(columns=["run"]).to_csv(out / "per_run.csv", index=False, float_format="%.6g")
     per_cur.to_csv(out / "per_curriculum.csv", index=False, float_format="%.6g")
-    cur_md, run_md = _per_curriculum_md(per_cur), _per_run_md(per_run)
+    cur_md, run_md = _per_curriculum_md(per_cur) + _slopes_md(per_run), _per_run_md(per_run)
     paired = paired_vs_baseline(per_run)
     paired_md = ""
     if not paired.empty:

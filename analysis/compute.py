@@ -154,12 +154,13 @@ def _num(x: float, fmt: str) -> str:
 
 def compute_markdown(per_run: pd.DataFrame, ratios: pd.DataFrame, equal: pd.DataFrame, baseline: str = "random") -> str:
     """The compute-to-target table as markdown: per (task, split, curriculum) the runs that reached
-    the target, mean rollouts and seconds of those that did, each curriculum's ratio to the baseline
+    the target, the mean step, rollouts and seconds of those that did, each curriculum's ratio to the baseline
     with its 95% interval (rollouts; seconds), and ID pass@1 at equal rollouts (mean over seeds)."""
     from analysis.labels import sort_values
 
-    head = ["curriculum", "reached", "rollouts to target", "seconds to target", f"rollouts / {baseline} [95% CI]",
-            f"seconds / {baseline} [95% CI]", "ID pass@1 at equal rollouts"]  # fmt: skip
+    head = ["curriculum", "reached", "step", "rollouts to target", "seconds to target",
+            f"rollouts / {baseline} [95% CI]", f"seconds / {baseline} [95% CI]",
+            "ID pass@1 at equal rollouts"]  # fmt: skip
     out = []
     r_idx = ratios.set_index(["task", "split", "curriculum", "measure"]) if not ratios.empty else ratios
     for (task, split), t in per_run.groupby(["task", "split"], sort=False):
@@ -171,6 +172,7 @@ def compute_markdown(per_run: pd.DataFrame, ratios: pd.DataFrame, equal: pd.Data
             cells = [
                 cur,
                 f"{len(hit)}/{len(c)}",
+                _num(hit["step"].mean(), ".0f"),
                 _num(hit["rollouts"].mean(), ".0f"),
                 _num(hit["seconds"].mean(), ".0f"),
             ]

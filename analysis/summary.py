@@ -33,13 +33,17 @@ from analysis.tables import best_checkpoint
 __all__ = [
     "PAIRED_METRICS",
     "curriculum_summary",
+    "hardest_train_level",
     "level_slope",
     "paired_vs_baseline",
     "run_summary",
+    "slope_intervals",
     "summarise",
 ]
 
 _SPLITS = ("id", "ood")
+#: run_summary's name of the hardest training level's split (``level_<max train_levels>``)
+HARD = "hardest level"
 DIFFICULTY = "curriculum/sampled_level_mean"
 #: a spread of per-seed differences below this is rounding noise (e.g. 50 - 50 in floating point): no test
 _NO_SPREAD = 1e-9
@@ -63,6 +67,14 @@ def _phases(steps: np.ndarray, levels: np.ndarray, n: int = PHASES) -> list[floa
         return [float("nan")] * n
     parts = np.array_split(np.argsort(steps, kind="stable"), n)
     return [float(np.nanmean(levels[p])) if len(p) else float("nan") for p in parts]
+
+
+def hardest_train_level(cfg: dict) -> str | None:
+    """The eval split of the hardest training level of a run config, ``level_<max(task.train_levels)>``
+    (the splits of sec/tasks/data.py); None for a task without integer training levels (a mix)."""
+    levels = (cfg.get("task") or {}).get("train_levels") or []
+    ints = [x for x in levels if isinstance(x, int)]
+    return f"level_{max(ints)}" if ints and len(ints) == len(levels) else None
 
 
 def _generations(cfg: dict) -> float:
@@ -95,7 +107,9 @@ def run_summary(runs: Runs) -> pd.DataFrame:
     ``<split> pass@1 start`` (the first evaluation, step 0 with ``eval.at_start``),
     ``<split> pass@1 final`` (the last one) and ``<split> pass@1 best`` (at the best checkpoint:
     the evaluation step with the best ID pass@1, :func:`analysis.tables.best_checkpoint`) for
-    ``id`` / ``ood``, ``sampled level`` (mean of ``curriculum/sampled_level_mean`` over steps),
+    ``id`` / ``ood`` and ``hardest level`` (the hardest training level's split,
+    :func:`hardest_train_level`; NaN when the runs do not evaluate it per level), ``sampled level``
+    (mean of ``curriculum/sampled_level_mean`` over steps),
     ``level slope`` (:func:`level_slope`, levels per 100 steps), ``level by quarter`` (the mean
     sampled level in each quarter of the steps, ``"a / b / c / d"``), ``wasted`` (mean
     ``zero_variance_frac`` over steps, in [0, 1]), ``rollouts``, ``completion tokens``, ``train
@@ -115,13 +129,14 @@ def run_summary(runs: Runs) -> pd.DataFrame:
             "seed": t["seed"].iloc[0],
             "steps": int(t["step"].max()),
         }
-        for split in _SPLITS:
+        hard = hardest_train_level(runs.configs.get(run, {}))
+        for name, split in (*((s, s) for s in _SPLITS), (HARD, hard)):
             s = e[e["split"] == split] if not e.empty else e
             by_step = s.groupby("step")["pass@1"].mean() if not s.empty else pd.Series(dtype=float)
-            row[f"{split} pass@1 start"] = float(by_step.iloc[0]) if len(by_step) else np.nan
-            row[f"{split} pass@1 final"] = float(by_step.iloc[-1]) if len(by_step) else np.nan
+            row[f"{name} pass@1 start"] = float(by_step.iloc[0]) if len(by_step) else np.nan
+            row[f"{name} pass@1 final"] = float(by_step.iloc[-1]) if len(by_step) else np.nan
             b = best[(best["run"] == run) & (best["split"] == split)] if not best.empty else best
-            row[f"{split} pass@1 best"] = float(b["pass@1"].mean()) if len(b) else np.nan
+            row[f"{name} pass@1 best"] = float(b["pass@1"].mean()) if len(b) else np.nan
         level = t[DIFFICULTY].to_numpy(dtype=float) if DIFFICULTY in t else np.full(len(t), np.nan)
         steps = t["step"].to_numpy(dtype=float)
         row["sampled level"] = float(np.nanmean(level)) if not np.isnan(level).all() else np.nan
@@ -155,6 +170,8 @@ def curriculum_summary(per_run: pd.DataFrame) -> pd.DataFrame:
     cols = [
         *(f"{s} pass@1 final" for s in _SPLITS),
         *(f"{s} pass@1 best" for s in _SPLITS),
+        f"{HARD} pass@1 final",
+        f"{HARD} pass@1 best",
         *(f"{s} gain" for s in _SPLITS),
         "sampled level",
         "level slope",
@@ -178,6 +195,8 @@ PAIRED_METRICS = (
     "ood pass@1 best",
     "id pass@1 final",
     "ood pass@1 final",
+    f"{HARD} pass@1 best",
+    f"{HARD} pass@1 final",
     "wasted",
     "rollouts per signal group",
     "level slope",
@@ -233,6 +252,25 @@ def paired_vs_baseline(
     return pd.DataFrame(rows, columns=cols)
 
 
+def slope_intervals(per_run: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Figure 3 in one number per curriculum: the mean over seeds of each run's sampled-level slope
+    (:func:`level_slope`, levels per 100 steps) with its one-sample Student-t interval at ``level``
+    (mean ± t_{(1+level)/2, n-1} · std / sqrt(n), ``scipy.stats.t``). Rows per (task, curriculum):
+    ``seeds``, ``slope``, ``ci low``, ``ci high`` (NaN for one seed; the point itself without spread).
+    An interval above 0: the curriculum's draws move to harder levels during the run (SEC.md §4, Figure 3)."""
+    rows = []
+    for (task, cur), r in per_run.groupby(["task", "curriculum"], sort=False):
+        x = r["level slope"].replace([np.inf, -np.inf], np.nan).dropna().to_numpy(dtype=float)
+        row = {"task": task, "curriculum": cur, "seeds": len(x), "slope": float(x.mean()) if len(x) else np.nan}
+        row["ci low"] = row["ci high"] = np.nan
+        if len(x) > 1:
+            sd = x.std(ddof=1)
+            half = stats.t.ppf((1 + level) / 2, len(x) - 1) * sd / np.sqrt(len(x)) if sd > _NO_SPREAD else 0.0
+            row["ci low"], row["ci high"] = row["slope"] - half, row["slope"] + half
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["task", "curriculum", "seeds", "slope", "ci low", "ci high"])
+
+
 def summarise(roots: list[str]) -> pd.DataFrame:
     """:func:`run_summary` of the runs under ``roots``."""
     return run_summary(load_runs(roots))
@@ -258,17 +296,23 @@ def _target_tables(runs: Runs, task: str, order: dict[str, int]) -> list[str]:
     if per.empty:
         return []
     per = per[per["task"] == task]
-    head = ["curriculum", *(f"{s} >= {v:g}: reached, rollouts (mean of reached)" for s, v in targets.items())]
+    head = ["curriculum", *(f"{s} >= {v:g}: reached, step, rollouts" for s, v in targets.items())]
     rows = []
     for c in sorted(per["curriculum"].unique(), key=lambda c: order.get(c, len(order))):
         cells = [c]
         for split in targets:
             r = per[(per["curriculum"] == c) & (per["split"] == split)]
             hit = r[r["reached"]]
-            cells.append(f"{len(hit)}/{len(r)}, {_f(hit['rollouts'].mean(), '.0f')}")
+            cells.append(f"{len(hit)}/{len(r)}, {_f(hit['step'].mean(), '.0f')}, {_f(hit['rollouts'].mean(), '.0f')}")
         rows.append(cells)
-    return [f"{task}: rollouts to the pre-registered targets (runs that never reach one are censored)\n"
+    return [f"{task}: the step and rollouts at which a run first reached each pre-registered target (mean over "
+            "the runs that reached it; the others are censored)\n"
             + _text_table(head, rows)]  # fmt: skip
+
+
+def _slope_cell(r: pd.Series) -> str:
+    ci = "" if pd.isna(r["ci low"]) else f" [{r['ci low']:+.2f}, {r['ci high']:+.2f}]"
+    return _f(r["slope"], "+.2f") + ci
 
 
 def overview(runs: Runs) -> str:
@@ -293,18 +337,24 @@ def overview(runs: Runs) -> str:
             *(f"steps {a + 1}-{b}" for a, b in itertools.pairwise(bounds)),
             "slope",
         ]
-        rows = [[c, str(len(r)), *(_f(x, ".2f") for x in phases[c]), _f(r["level slope"].mean(), "+.2f")] for c, r in g]
+        slopes = slope_intervals(t).set_index("curriculum")
+        rows = [[c, str(len(r)), *(_f(x, ".2f") for x in phases[c]), _slope_cell(slopes.loc[c])] for c, r in g]
         out.append(
-            f"{task}: mean sampled level per quarter of training (slope: levels per 100 steps)\n"
-            + _text_table(head, rows)
+            f"{task}: mean sampled level per quarter of training (slope: levels per 100 steps, "
+            "[95% CI over seeds])\n" + _text_table(head, rows)
         )
         head = ["curriculum", "wasted", "rollouts/signal group", "rollouts", "ID pass@1 first -> last (best)"]
         head.append("OOD pass@1 first -> last (best)")
+        names = list(_SPLITS)
+        if t[f"{HARD} pass@1 final"].notna().any():
+            hard = hardest_train_level(runs.configs.get(t["run"].iloc[0], {}))
+            head.append(f"{hard} (hardest ID) first -> last (best)")
+            names.append(HARD)
         rows = []
         for c, r in g:
             cells = [c, _f(r["wasted"].mean()), _f(r["rollouts per signal group"].mean(), ".1f")]
             cells.append(_f(r["rollouts"].mean(), ".0f"))
-            for split in _SPLITS:
+            for split in names:
                 m = r[[f"{split} pass@1 start", f"{split} pass@1 final", f"{split} pass@1 best"]].mean()
                 cells.append(f"{_f(m.iloc[0])} -> {_f(m.iloc[1])} ({_f(m.iloc[2])})")
             rows.append(cells)

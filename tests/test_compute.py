@@ -95,9 +95,11 @@ def test_summary_prints_budget_totals_and_the_target_table(runs):
     assert per.loc[("sec", 0), "groups dropped"] == 10 and per.loc[("sec", 0), "cap hits"] == 0
     assert per.loc[("sec", 0), "rollouts per signal group"] == pytest.approx(480 / 20)
     text = overview(runs)
-    assert "rollouts to the pre-registered targets" in text
+    assert "first reached each pre-registered target" in text
     line = next(x for x in text.splitlines() if x.startswith("sec ") and "/3," in x)
-    assert "2/3, 144" in line  # two of three seeds reach it, at 192 and 96 rollouts
+    reached = to_target(runs, targets_of(runs)).query("curriculum == 'sec' and reached")
+    # two of three seeds reach it, at 192 and 96 rollouts: the mean step and rollouts of those two
+    assert f"2/3, {reached['step'].mean():.0f}, 144" in line
 
 
 def test_runs_that_pre_registered_different_targets_are_refused(tmp_path):
