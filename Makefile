@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 SHELL := /bin/bash
 
-.PHONY: help install test test-all lint format sweep sweep-countdown testbed testbed-carry testbed-smollm2 cpu-bench report bench clean slurm-start slurm-stop test-slurm
+.PHONY: help install test test-all lint format sweep sweep-testbed sweep-countdown testbed testbed-carry testbed-smollm2 cpu-bench report bench clean slurm-start slurm-stop test-slurm
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -38,7 +38,10 @@ format: ## ruff format + autofix
 # the engine of `make sweep`: trl (default) or verl (verl's own loop on the CPU)
 BACKEND ?= trl
 
-sweep: ## A quick look at the curriculum testbed: random / ordered / SEC, one seed, then what each did (BACKEND=verl: on verl)
+sweep: ## A quick look at what curricula do: random / ordered / SEC on the carry regime, one seed, then what each did (BACKEND=verl: on verl)
+	PY=$(PY) BACKEND=$(BACKEND) bash sweeps/testbed_carry_quick.sh
+
+sweep-testbed: ## The same on the first testbed (bare arithmetic, where RL moves pass@1 little)
 	PY=$(PY) BACKEND=$(BACKEND) bash sweeps/testbed_quick.sh
 
 sweep-countdown: ## Countdown x {sec, random, ordered} on the embedded SmolLM2-135M (CPU; pass@1 stays 0)

@@ -7,6 +7,8 @@
 # seeds and paired intervals, is `bash sweeps/testbed.sh`. Extra arguments go to sec.launch.
 # BACKEND=verl runs the same sweep through verl's own trainer loop on the CPU (backend=verl
 # backend.device=cpu, docs/verl.md) into multirun/testbed_quick_verl and report/testbed_quick_verl.
+# EXPERIMENT / PROFILE / NAME / FIGURE3 (its curricula) run another sweep the same way
+# (sweeps/testbed_carry_quick.sh, sweeps/testbed_carry.sh).
 #   bash sweeps/testbed_quick.sh
 #   BACKEND=verl bash sweeps/testbed_quick.sh
 set -euo pipefail
@@ -18,11 +20,12 @@ case "$BACKEND" in
   verl) ENGINE=(backend=verl backend.device=cpu); SUFFIX="_verl" ;;
   *) echo "BACKEND=$BACKEND: expected trl or verl" >&2; exit 2 ;;
 esac
-SWEEP="${SWEEP:-multirun/testbed_quick$SUFFIX}"
-REPORT="${REPORT:-report/testbed_quick$SUFFIX}"
-"$PY" -m sec.launch -m experiment=testbed profile="${PROFILE:-testbed_quick}" "${ENGINE[@]}" \
+NAME="${NAME:-testbed_quick}"
+SWEEP="${SWEEP:-multirun/$NAME$SUFFIX}"
+REPORT="${REPORT:-report/$NAME$SUFFIX}"
+"$PY" -m sec.launch -m experiment="${EXPERIMENT:-testbed}" profile="${PROFILE:-testbed_quick}" "${ENGINE[@]}" \
     hydra/launcher=joblib hydra.launcher.n_jobs="${JOBS:-2}" "hydra.sweep.dir=$SWEEP" "$@"
 "$PY" -m analysis.report "$SWEEP" --out "$REPORT" --levels --window 10 --eval-window 1 \
-    --figure3-curricula random,ordered,sec > /dev/null
+    --figure3-curricula "${FIGURE3:-random,ordered,sec}" > /dev/null
 "$PY" -m analysis.summary "$SWEEP"
 echo "Figure 3 and the tables: $REPORT/index.md"

@@ -276,7 +276,7 @@ def _sweep(script: str, tmp_path, *args: str, profile: str | None = None, timeou
 
 @pytest.mark.slow
 def test_make_sweep_shows_the_curricula_differ(tmp_path):
-    """`make sweep` (sweeps/testbed_quick.sh) as it ships: the testbed model (built if not cached),
+    """`make sweep-testbed` (sweeps/testbed_quick.sh) as it ships: the testbed model (built if not cached),
     random / ordered / SEC for 150 steps, then a summary in which ordered climbs level by level and
     the report with Figure 3."""
     r = _sweep("sweeps/testbed_quick.sh", tmp_path, timeout=3600)

@@ -430,8 +430,10 @@ def test_usr2_during_a_step_checkpoints_and_exits_for_requeue_then_the_rerun_con
         # a two-task mix (countdown x zebra: 6 arms) on the tiny random model: rewards are all 0,
         # the point is verl's loop with task x level arms
         (*CPU_BASE, "curriculum=sec_2d", "task=puzzles", "~task.components.arc", "model=tiny"),
+        # the carry regime's comparison (issue 25) on its own model: sums levelled by carries
+        ("experiment=testbed_carry", "profile=testbed_carry", *CPU_BASE[:2], *CPU_BASE[3:], "curriculum=sec"),
     ],
-    ids=["random", "ordered", "sec_2d"],
+    ids=["random", "ordered", "sec_2d", "carry"],
 )
 def test_other_curricula_run_two_steps_of_verls_loop(tmp_path, overrides):
     run = tmp_path / "run"
