@@ -14,19 +14,5 @@
 # Extra arguments go to sec.launch, e.g. seed=100 for a pilot.
 #   bash sweeps/testbed_carry.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PY="${PY:-.venv/bin/python}"
-BACKEND="${BACKEND:-trl}"
-case "$BACKEND" in
-  trl) ENGINE=(); SUFFIX="" ;;
-  verl) ENGINE=(backend=verl backend.device=cpu); SUFFIX="_verl" ;;
-  *) echo "BACKEND=$BACKEND: expected trl or verl" >&2; exit 2 ;;
-esac
-SWEEP="${SWEEP:-multirun/testbed_carry$SUFFIX}"
-REPORT="${REPORT:-report/testbed_carry$SUFFIX}"
-"$PY" -m sec.launch -m experiment=testbed_carry profile="${PROFILE:-testbed_carry}" "${ENGINE[@]}" \
-    hydra/launcher=joblib hydra.launcher.n_jobs="${JOBS:-2}" "hydra.sweep.dir=$SWEEP" "$@"
-"$PY" -m analysis.report "$SWEEP" --out "$REPORT" --levels --window 10 --eval-window 1 \
-    --figure3-curricula random,ordered,sec,learnability > /dev/null
-"$PY" -m analysis.summary "$SWEEP"
-echo "Figure 3 and the tables: $REPORT/index.md"
+EXPERIMENT=testbed_carry PROFILE="${PROFILE:-testbed_carry}" NAME=testbed_carry FIGURE3=random,ordered,sec,learnability \
+    exec bash "$(dirname "$0")/testbed_quick.sh" "$@"
