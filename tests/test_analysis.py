@@ -18,11 +18,12 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from analysis import figures, paper, tables
 from analysis.load import load_runs, records_from_wandb_history
 from analysis.report import main as report_main
-from analysis.summary import level_slope, overview, run_summary
+from analysis.summary import hardest_train_level, level_slope, overview, run_summary, slope_intervals
 from conftest import ROOT
 from sec.metrics import MetricsWriter, read_metrics
 
@@ -391,6 +392,25 @@ def test_level_slope_and_quarters_and_rollouts_per_signal_group(sweep):
     text = overview(runs)
     assert "mean sampled level per quarter" in text and "rollouts/signal group" in text
     assert text.index("\nrandom") < text.index("\nsec")  # display order
+
+
+def test_slope_intervals_and_the_hardest_training_levels_pass_at_1(sweep):
+    per = pd.DataFrame({"task": ["t"] * 4, "curriculum": ["a", "a", "a", "b"], "level slope": [0.1, 0.2, 0.3, 0.5]})
+    sl = slope_intervals(per).set_index("curriculum")
+    half = scipy_stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3)  # std of (0.1, 0.2, 0.3) = 0.1
+    assert sl.loc["a", "slope"] == pytest.approx(0.2) and sl.loc["a", "seeds"] == 3
+    assert (sl.loc["a", "ci low"], sl.loc["a", "ci high"]) == pytest.approx((0.2 - half, 0.2 + half))
+    assert sl.loc["b", "seeds"] == 1 and np.isnan(sl.loc["b", "ci low"])  # one seed: no interval
+    assert hardest_train_level({"task": {"train_levels": [1, 2, 3]}}) == "level_3"
+    assert hardest_train_level({"task": {"train_levels": ["a", 2]}}) is None and hardest_train_level({}) is None
+    runs = load_runs([sweep])
+    for _, r in run_summary(runs).iterrows():
+        split = hardest_train_level(runs.configs[r["run"]])
+        e = runs.eval[(runs.eval["run"] == r["run"]) & (runs.eval["split"] == split)].sort_values("step")
+        assert split == "level_3" and len(e) >= 2
+        assert r["hardest level pass@1 start"] == pytest.approx(e["pass@1"].iloc[0])
+        assert r["hardest level pass@1 final"] == pytest.approx(e["pass@1"].iloc[-1])
+    assert "[95% CI over seeds]" in overview(runs) and "level_3 (hardest ID)" in overview(runs)
 
 
 def test_report_compares_every_metric_against_random_and_shows_the_bandit(sweep, tmp_path):
