@@ -30,7 +30,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from analysis import figures
-from analysis.compute import compute_section, targets_of
 from analysis.labels import label, sort_values
 from analysis.load import Runs
 from analysis.summary import DIFFICULTY, paired_vs_baseline, run_summary
@@ -258,7 +257,4 @@ def league_section(out: Path, runs: Runs, *, window: int = 10, baseline: str = "
             "![league_figure3](league_figure3.png)\n\nFiles: [league.md](league.md) · [league.csv](league.csv) · "
             "[league_figure3.png](league_figure3.png) · [league_figure3.pdf](league_figure3.pdf)\n"
         )
-    targets = targets_of(runs)
-    if targets:
-        body.append(compute_section(out, runs, targets, baseline=baseline))
     return "\n".join(body)

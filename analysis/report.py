@@ -152,14 +152,14 @@ def build_report(runs: Runs, out: str | Path, opts: Options | None = None) -> Pa
     missing: list[str] = []
     if opts.league or (opts.league is None and runs.train["tag"].astype(str).str.startswith("league").any()):
         sections.append(league_section(out, runs, window=opts.window))
-    else:  # the targets of a non-league comparison (e.g. mastery thresholds per level): the same table
-        try:
-            targets = targets_of(runs)
-        except ValueError as e:
-            missing.append(f"- compute to target: {e}")
-            targets = {}
-        if targets:
-            sections.append(compute_section(out, runs, targets))
+    # the runs' pre-registered targets (compute to target, mastery thresholds per level), league or not
+    try:
+        targets = targets_of(runs)
+    except ValueError as e:
+        missing.append(f"- compute to target: {e}")
+        targets = {}
+    if targets:
+        sections.append(compute_section(out, runs, targets))
 
     def best_of(ids: list[str]) -> pd.DataFrame:
         return best_all[best_all["run"].isin(set(ids))] if not best_all.empty else best_all

@@ -255,7 +255,7 @@ def paired_vs_baseline(
 def slope_intervals(per_run: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Figure 3 in one number per curriculum: the mean over seeds of each run's sampled-level slope
     (:func:`level_slope`, levels per 100 steps) with its one-sample Student-t interval at ``level``
-    (mean ± t_{(1+level)/2, n-1} · std / sqrt(n), ``scipy.stats.t``). Rows per (task, curriculum):
+    (mean ± t_{(1+level)/2, n-1} · std / sqrt(n), ``scipy.stats.ttest_1samp``). Rows per (task, curriculum):
     ``seeds``, ``slope``, ``ci low``, ``ci high`` (NaN for one seed; the point itself without spread).
     An interval above 0: the curriculum's draws move to harder levels during the run (SEC.md §4, Figure 3)."""
     rows = []
@@ -263,10 +263,11 @@ def slope_intervals(per_run: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         x = r["level slope"].replace([np.inf, -np.inf], np.nan).dropna().to_numpy(dtype=float)
         row = {"task": task, "curriculum": cur, "seeds": len(x), "slope": float(x.mean()) if len(x) else np.nan}
         row["ci low"] = row["ci high"] = np.nan
-        if len(x) > 1:
-            sd = x.std(ddof=1)
-            half = stats.t.ppf((1 + level) / 2, len(x) - 1) * sd / np.sqrt(len(x)) if sd > _NO_SPREAD else 0.0
-            row["ci low"], row["ci high"] = row["slope"] - half, row["slope"] + half
+        if len(x) > 1 and x.std(ddof=1) > _NO_SPREAD:
+            ci = stats.ttest_1samp(x, 0.0).confidence_interval(confidence_level=level)
+            row["ci low"], row["ci high"] = float(ci.low), float(ci.high)
+        elif len(x) > 1:  # every seed the same slope (to rounding): the interval is that point
+            row["ci low"] = row["ci high"] = row["slope"]
         rows.append(row)
     return pd.DataFrame(rows, columns=["task", "curriculum", "seeds", "slope", "ci low", "ci high"])
 
