@@ -11,7 +11,9 @@ pass@1, mean sampled level, wasted rollouts; :mod:`analysis.summary`), ``paired_
 (each curriculum minus random, paired by seed, with a t interval), ``per_curriculum.md`` /
 ``.csv`` (the same, mean ± std over seeds) and ``paper_tables.md`` (SEC.md §4 as published);
 for a league (runs tagged ``league``, or ``--league``) first the league table, ``league.md`` /
-``.csv`` and ``league_figure3.png`` / ``.pdf`` (Figure 3 per curriculum; :mod:`analysis.league`).
+``.csv`` and ``league_figure3.png`` / ``.pdf`` (Figure 3 per curriculum; :mod:`analysis.league`);
+when the runs pre-register ``targets`` (league or not), ``compute.md`` / ``.csv`` and
+``compute_runs.csv`` (the step, rollouts and seconds to each target; :mod:`analysis.compute`).
 
 Which runs make which artifact: runs carry the ``tag`` of their experiment
 (``conf/experiment/``): ``table1`` (Table 1, and Figure 3 from its SEC runs), ``table2``,
